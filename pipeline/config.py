@@ -1,0 +1,249 @@
+"""Typed, validated params: the one place that reads ``params.yaml``.
+
+Every key is declared here (pydantic, ``extra="forbid"``), so a typo is an error, not a silent
+default. :func:`load_params` collects *all* problems and raises :class:`ConfigError` with one line
+per problem naming the key path, the bad value and what is allowed; stages turn that into exit
+code 2 before Ray starts or any output is touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(ValueError):
+    """Invalid params; ``problems`` holds one human-readable line per problem."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _power_of_two(value: int) -> int:
+    if value & (value - 1):
+        raise ValueError("must be a power of two (8, 16, 32 or 64)")
+    return value
+
+
+class DatasetConfig(Strict):
+    """A dataset that ``prepare@<name>`` turns into ``data/prepared/<name>.npz``."""
+
+    kind: Literal["digits"]
+    image_size: int = Field(16, ge=8, le=64, description="side of the square images")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    seed: int = Field(0, ge=0, description="seed of the stratified train/test split")
+
+    _pow2 = field_validator("image_size")(_power_of_two)
+
+
+class EvaluatorConfig(Strict):
+    """The per-dataset classifier whose feature space FID/KID are measured in."""
+
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(64, ge=2)
+    lr: float = Field(1e-3, gt=0.0)
+    feature_dim: int = Field(64, ge=2, description="width of the penultimate (feature) layer")
+    seed: int = Field(0, ge=0)
+
+
+class EvalConfig(Strict):
+    """How a trained variant is evaluated (REFERENCE.md: KID subsets, equal-N floor)."""
+
+    n_samples: int | None = Field(None, ge=10, description="None: the size of the test split")
+    kid_subsets: int = Field(100, ge=1)
+    kid_subset_size: int = Field(1000, ge=2)
+    seed: int = Field(12345, ge=0)
+
+
+class TrainingConfig(Strict):
+    """Keys every family shares: data, budget, seeds and how Ray places the workers."""
+
+    family: str
+    dataset: str
+    seed: int = Field(0, ge=0)
+    epochs: int = Field(ge=1)
+    batch_size: int = Field(ge=2, description="global batch, split evenly across workers")
+    num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel replicas)")
+    cpus_per_worker: int = Field(1, ge=1, description="CPUs Ray reserves per worker = torch threads")
+    use_gpu: bool = False
+    max_failures: int = Field(1, ge=0, description="worker failures Ray Train recovers from")
+    eval: EvalConfig = EvalConfig()
+
+
+AugmentName = Literal["translation", "cutout"]
+
+
+class DcganConfig(TrainingConfig):
+    """DCGAN (Radford et al. 2016) with the 2014 GAN generator losses."""
+
+    family: Literal["dcgan"]
+    z_dim: int = Field(64, ge=1)
+    g_width: int = Field(64, ge=4, description="channels of G's last hidden layer (ngf)")
+    d_width: int = Field(64, ge=4, description="channels of D's first layer (ndf)")
+    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"
+    lr_g: float = Field(2e-4, gt=0.0)
+    lr_d: float = Field(2e-4, gt=0.0)
+    beta1: float = Field(0.5, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    augment: list[AugmentName] = Field(default_factory=list, description="DiffAugment policies")
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
+
+
+# Explicit registry: family name -> its params schema. Adding a family adds one line here.
+VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {"dcgan": DcganConfig}
+
+# Smallest image side each family's architecture can produce (it grows from 4x4 by doubling).
+MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8}
+
+
+@dataclass(frozen=True)
+class Params:
+    """All validated params. ``variants`` values are family-specific ``TrainingConfig`` subclasses."""
+
+    datasets: dict[str, DatasetConfig]
+    evaluators: dict[str, EvaluatorConfig]
+    variants: dict[str, TrainingConfig]
+
+    def variant(self, name: str) -> TrainingConfig:
+        if name not in self.variants:
+            raise ConfigError([f"variant {name!r} is not in params.yaml variants; "
+                               f"allowed: {', '.join(sorted(self.variants))}"])
+        return self.variants[name]
+
+
+class _TopLevel(Strict):
+    """Top-level shape only; each entry is validated on its own so that every problem is listed."""
+
+    datasets: dict[str, Any]
+    evaluators: dict[str, Any] = Field(default_factory=dict)
+    variants: dict[str, Any]
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names of the model that owns ``loc`` (for 'unknown key' messages)."""
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:  # a dict key (dataset or variant name): the value type follows
+            continue
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ())
+        candidates = [a for a in (annotation, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            return []
+        model = candidates[0]
+    return sorted(model.model_fields)
+
+
+def _format_errors(err: ValidationError, model: type[BaseModel], prefix: tuple = ()) -> list[str]:
+    lines = []
+    for e in err.errors():
+        loc = prefix + tuple(e["loc"])
+        path = ".".join(str(p) for p in loc)
+        if e["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(model, tuple(e["loc"])))
+            lines.append(f"params.yaml: {path}: unknown key; allowed: {allowed}")
+        elif e["type"] == "missing":
+            lines.append(f"params.yaml: {path}: required key is missing")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"params.yaml: {path} = {e['input']!r}: {msg}")
+    return lines
+
+
+def _validate_variant(name: str, raw: Any, datasets: dict[str, DatasetConfig],
+                      declared: set[str]) -> tuple[Any, list[str]]:
+    where = f"params.yaml: variants.{name}"
+    if not isinstance(raw, dict):
+        return None, [f"{where} = {raw!r}: must be a mapping of keys to values"]
+    family = raw.get("family")
+    if family not in VARIANT_SCHEMAS:
+        return None, [f"{where}.family = {family!r}: unknown family; allowed: {', '.join(VARIANT_SCHEMAS)}"]
+    schema = VARIANT_SCHEMAS[family]
+    try:
+        cfg = schema.model_validate(raw)
+    except ValidationError as err:
+        return None, _format_errors(err, schema, ("variants", name))
+    problems = []
+    if cfg.dataset not in declared:
+        problems.append(f"{where}.dataset = {cfg.dataset!r}: unknown dataset; "
+                        f"allowed: {', '.join(sorted(declared)) or '(none declared under datasets)'}")
+    elif cfg.dataset in datasets:  # (an invalid dataset entry was already reported)
+        size = datasets[cfg.dataset].image_size
+        if size < MIN_IMAGE_SIZE[family]:
+            problems.append(f"params.yaml: datasets.{cfg.dataset}.image_size = {size}: family {family!r} "
+                            f"(variant {name}) needs at least {MIN_IMAGE_SIZE[family]}")
+    if cfg.batch_size % cfg.num_workers or cfg.batch_size // cfg.num_workers < 2:
+        problems.append(f"{where}.batch_size = {cfg.batch_size}: must be a multiple of num_workers "
+                        f"({cfg.num_workers}) with at least 2 images per worker (BatchNorm)")
+    return cfg, problems
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate an already-loaded params mapping; raises :class:`ConfigError` listing every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"params.yaml: top level = {raw!r}: must be a mapping with datasets and variants"])
+    try:
+        top = _TopLevel.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err, _TopLevel)) from None
+    problems: list[str] = []
+    datasets = _validate_section("datasets", top.datasets, DatasetConfig, problems)
+    evaluators = _validate_section("evaluators", top.evaluators, EvaluatorConfig, problems)
+    problems += [f"params.yaml: evaluators.{name}: no dataset of that name; allowed: {', '.join(top.datasets)}"
+                 for name in evaluators if name not in top.datasets]
+    variants = {}
+    for name, raw_variant in top.variants.items():
+        cfg, variant_problems = _validate_variant(name, raw_variant, datasets, set(top.datasets))
+        problems += variant_problems
+        variants[name] = cfg
+    if problems:
+        raise ConfigError(problems)
+    return Params(datasets=datasets, evaluators=evaluators, variants=variants)
+
+
+def _validate_section(section: str, entries: dict[str, Any], schema: type[Strict],
+                      problems: list[str]) -> dict[str, Any]:
+    """Validate each named entry of a section, appending problems instead of stopping at the first."""
+    valid = {}
+    for name, entry in entries.items():
+        try:
+            valid[name] = schema.model_validate(entry)
+        except ValidationError as err:
+            problems += _format_errors(err, schema, (section, name))
+    return valid
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"{path}: params file not found"])
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError([f"{path}: not valid YAML: {err}".replace("\n", " ")]) from None
+    return parse_params(raw)
+
+
+def variant_from_dict(data: dict[str, Any]) -> TrainingConfig:
+    """Rebuild a variant config from ``model_dump()`` output (how workers and checkpoints carry it)."""
+    return VARIANT_SCHEMAS[data["family"]].model_validate(data)
+
+
+def config_hash(cfg: BaseModel) -> str:
+    """Stable short hash of a resolved config: equal configs, equal hashes (resume and lineage tags)."""
+    canonical = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

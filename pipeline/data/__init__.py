@@ -1,0 +1,89 @@
+"""Dataset registry and the prepared-data format.
+
+A prepared dataset is one ``.npz`` with ``x_train``/``x_test`` (uint8 ``[N, C, H, W]``) and
+``y_train``/``y_test`` (int64 ``[N]``), plus a JSON sidecar with its sha256 and shape. Training code
+sees images scaled to [-1, 1] (:func:`to_unit_range`), the range of G's tanh output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+from pipeline.config import DatasetConfig
+from pipeline.data.digits import load_digit_images
+from pipeline.data.npz import load_npz, save_npz
+
+# Explicit registry: dataset kind -> loader returning (images uint8 [N, C, S, S], labels [N]).
+LOADERS: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
+    "digits": load_digit_images,
+}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """What a model needs to know about its data."""
+
+    channels: int
+    image_size: int
+    num_classes: int
+
+
+def prepare(cfg: DatasetConfig, out_path: str | Path) -> dict:
+    """Build the dataset, split it (stratified, seeded), write the ``.npz`` and its sidecar JSON.
+
+    Returns the sidecar dict (sha256, sizes, spec).
+    """
+    images, labels = LOADERS[cfg.kind](cfg.image_size)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=labels)
+    sha = save_npz(out_path, x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
+    meta = {
+        "sha256": sha,
+        "kind": cfg.kind,
+        "n_train": int(len(x_train)),
+        "n_test": int(len(x_test)),
+        "channels": int(images.shape[1]),
+        "image_size": int(images.shape[-1]),
+        "num_classes": int(labels.max() + 1),
+    }
+    meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def meta_path(npz_path: str | Path) -> Path:
+    return Path(npz_path).with_suffix(".json")
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A loaded prepared dataset."""
+
+    x_train: np.ndarray  # [N, C, H, W] uint8
+    y_train: np.ndarray  # [N] int64
+    x_test: np.ndarray
+    y_test: np.ndarray
+    sha256: str
+    spec: DataSpec
+
+
+def load_prepared(npz_path: str | Path) -> Prepared:
+    """Load ``prepare``'s output; raises FileNotFoundError naming the stage to run if it is missing."""
+    npz_path = Path(npz_path)
+    if not npz_path.is_file():
+        raise FileNotFoundError(f"{npz_path}: prepared data not found; run `dvc repro prepare@<dataset>`")
+    arrays = load_npz(npz_path)
+    meta = json.loads(meta_path(npz_path).read_text())
+    spec = DataSpec(meta["channels"], meta["image_size"], meta["num_classes"])
+    return Prepared(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
+                    meta["sha256"], spec)
+
+
+def to_unit_range(images: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [-1, 1]."""
+    return images.astype(np.float32) / 127.5 - 1.0

@@ -1,0 +1,67 @@
+"""Evaluate a trained variant against its dataset's evaluator (DESIGN.md section 5).
+
+All metrics are measured at one N (the size of the test split unless ``eval.n_samples`` is
+smaller): generated samples and the real test split are each compared with the real train split,
+so the real-vs-real value is the floor a generator can reach at that N. An untrained generator of
+the same architecture is measured too, as the ceiling.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+
+from pipeline.config import TrainingConfig
+from pipeline.families import family_for
+from pipeline.data import DataSpec
+from pipeline.metrics import fid, kid
+from pipeline.metrics.features import Evaluator
+from pipeline.sampling import draw
+from pipeline.families import Family, Nets
+
+log = logging.getLogger(__name__)
+
+
+def sample_count(cfg: TrainingConfig, n_test: int) -> int:
+    """N for every metric of this variant; the floor needs N real held-out images, so N <= n_test."""
+    n = cfg.eval.n_samples or n_test
+    if n > n_test:
+        raise ValueError(f"eval.n_samples = {n}: at most the test split size ({n_test}), "
+                         "since the real-vs-real floor is measured at the same N")
+    return n
+
+
+def image_metrics(evaluator: Evaluator, generated: np.ndarray, cfg: TrainingConfig, n: int) -> dict:
+    """FID and KID of ``generated`` [n, C, H, W] and of the real test split against the train split."""
+    e = cfg.eval
+    real = evaluator.train_features
+    gen_f = evaluator.features(generated)
+    test_f = evaluator.test_features[:n]
+    kid_mean, kid_std = kid(real, gen_f, e.kid_subsets, e.kid_subset_size, e.seed)
+    floor_mean, floor_std = kid(real, test_f, e.kid_subsets, e.kid_subset_size, e.seed)
+    fid_value, fid_floor = fid(gen_f, real), fid(test_f, real)
+    return {
+        "fid": fid_value, "fid_floor": fid_floor, "fid_over_floor": fid_value / fid_floor,
+        "kid_mean": kid_mean, "kid_std": kid_std, "kid_floor_mean": floor_mean, "kid_floor_std": floor_std,
+    }
+
+
+def evaluate_generator(family: Family, nets: Nets, spec: DataSpec, evaluator: Evaluator) -> dict:
+    """Every metric of a trained generator, plus the untrained-generator FID for scale."""
+    cfg = family.cfg
+    n = sample_count(cfg, len(evaluator.test_features))
+    generated = draw(family, nets, n, cfg.eval.seed)
+    metrics = image_metrics(evaluator, generated, cfg, n)
+    torch.manual_seed(cfg.seed)
+    untrained = family_for(cfg)
+    untrained_nets = untrained.build(spec)
+    metrics["fid_untrained"] = fid(evaluator.features(draw(untrained, untrained_nets, n, cfg.eval.seed)),
+                                   evaluator.train_features)
+    metrics["evaluator_accuracy"] = evaluator.meta["test_accuracy"]
+    metrics["n_samples"] = n
+    log.info("FID %.3f (floor %.3f, ratio %.2f, untrained %.1f); KID %.4f +- %.4f",
+             metrics["fid"], metrics["fid_floor"], metrics["fid_over_floor"], metrics["fid_untrained"],
+             metrics["kid_mean"], metrics["kid_std"])
+    return metrics

@@ -1,0 +1,19 @@
+"""Family registry: ``family`` name in params -> class constructed with the variant's config."""
+
+from __future__ import annotations
+
+from pipeline.config import TrainingConfig
+from pipeline.families.base import Family, Nets, Optimizers, StepEnv
+from pipeline.families.dcgan import DCGANFamily
+
+FAMILIES: dict[str, type] = {
+    "dcgan": DCGANFamily,
+}
+
+
+def family_for(cfg: TrainingConfig) -> Family:
+    """The family object for a validated variant config."""
+    return FAMILIES[cfg.family](cfg)
+
+
+__all__ = ["FAMILIES", "Family", "Nets", "Optimizers", "StepEnv", "family_for"]

@@ -1,0 +1,91 @@
+"""What every family provides, and the helpers they share.
+
+A family is a class constructed with its variant's config (``FAMILIES[cfg.family](cfg)``) with:
+
+- ``build(spec) -> Nets``: named modules (``G``, ``D``, optionally ``G_ema``; later families
+  use ``G_AB``/``G_BA``/``D_A``/``D_B`` or ``E``/``Dec``).
+- ``optimizers(nets) -> dict[str, Optimizer]``.
+- ``train_step(nets, opts, batch, env) -> dict[str, float]``: one D phase and one G phase; returns
+  namespaced scalars (``loss/D``, ``loss/G``, ``grad_norm/G``, ``D/real`` = mean D(x),
+  ``D/fake`` = mean D(G(z)); MLflow forbids parentheses in metric names).
+- ``sample(nets, n, generator, cond=None) -> Tensor``: images in [-1, 1] from the sampling network.
+- ``sampling_net_name``: which entry of ``Nets`` draws samples (the EMA generator where enabled).
+- ``input_example(n)``: an input batch of the sampling network (for the logged MLflow model).
+
+All checkpoint state is ``state_dict``s of ``Nets`` and the optimisers (see ``pipeline.train.checkpoint``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.config import TrainingConfig
+from pipeline.data import DataSpec
+
+Nets = dict[str, nn.Module]
+Optimizers = dict[str, torch.optim.Optimizer]
+
+
+@dataclass
+class StepEnv:
+    """What a train step needs from its runtime, without knowing the runtime.
+
+    ``sync_grads(params)`` averages gradients over data-parallel workers (all-reduce); on one worker
+    it does nothing. Families call it between ``backward()`` and ``optimizer.step()``.
+    """
+
+    step: int
+    device: torch.device
+    sync_grads: Callable[[Iterable[nn.Parameter]], None]
+
+
+class Family(Protocol):
+    sampling_net_name: str
+    cfg: TrainingConfig
+
+    def build(self, spec: DataSpec) -> Nets: ...
+
+    def optimizers(self, nets: Nets) -> Optimizers: ...
+
+    def train_step(self, nets: Nets, opts: Optimizers, batch: tuple[torch.Tensor, torch.Tensor],
+                   env: StepEnv) -> dict[str, float]: ...
+
+    def sample(self, nets: Nets, n: int, generator: torch.Generator,
+               cond: torch.Tensor | None = None) -> torch.Tensor: ...
+
+    def input_example(self, n: int) -> np.ndarray:
+        """An input batch for the sampling network (MLflow's model signature and export)."""
+
+
+def grad_norm(params: Iterable[nn.Parameter]) -> float:
+    """L2 norm of all gradients together (what ``grad_norm/G`` reports)."""
+    norms = [p.grad.detach().norm() for p in params if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
+
+
+def make_ema(module: nn.Module) -> nn.Module:
+    """A frozen copy of ``module`` to hold the exponential moving average of its weights."""
+    ema = copy.deepcopy(module).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    return ema
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
+    """theta_ema <- beta * theta_ema + (1 - beta) * theta, with beta = min(decay, (1 + t) / (10 + t)).
+
+    The warm-up on beta lets the average forget the random initialisation quickly. Buffers
+    (BatchNorm running statistics) are copied, not averaged.
+    """
+    beta = min(decay, (1.0 + step) / (10.0 + step))
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p.detach(), 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)

@@ -1,0 +1,92 @@
+"""DCGAN family: the convolutional G and D of Radford et al. trained with the 2014 GAN losses.
+
+One step (Goodfellow et al. 2014, Algorithm 1 with k = 1):
+  D phase: minimise L_D = -E[log D(T(x))] - E[log(1 - D(T(G(z))))]
+  G phase: minimise L_G = E[log(1 - D(T(G(z))))] (``minimax``) or -E[log D(T(G(z)))] (``nonsaturating``)
+where T is DiffAugment (identity when ``augment`` is empty). With ``ema_decay > 0`` an exponential
+moving average of G's weights (``G_ema``) is kept and used for sampling.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pipeline.augment import diff_augment
+from pipeline.config import DcganConfig
+from pipeline.data import DataSpec
+from pipeline.families.base import Nets, Optimizers, StepEnv, grad_norm, make_ema, update_ema
+from pipeline.losses import GENERATOR_LOSSES, discriminator_bce
+from pipeline.models.dcgan import DCGANDiscriminator, DCGANGenerator
+
+
+class DCGANFamily:
+    """Constructed per variant: ``DCGANFamily(cfg)`` knows its loss, augmentation and EMA decay."""
+
+    sampling_net_name = "G_ema"
+
+    def __init__(self, cfg: DcganConfig):
+        self.cfg = cfg
+
+    def build(self, spec: DataSpec) -> Nets:
+        cfg = self.cfg
+        G = DCGANGenerator(cfg.z_dim, spec.channels, spec.image_size, cfg.g_width)
+        D = DCGANDiscriminator(spec.channels, spec.image_size, cfg.d_width)
+        nets: Nets = {"G": G, "D": D}
+        # Without EMA the "EMA" generator is G itself (decay 0 copies G every step).
+        nets["G_ema"] = make_ema(G)
+        return nets
+
+    def optimizers(self, nets: Nets) -> Optimizers:
+        cfg = self.cfg
+        betas = (cfg.beta1, cfg.beta2)
+        return {"G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr_g, betas=betas),
+                "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr_d, betas=betas)}
+
+    def train_step(self, nets: Nets, opts: Optimizers, batch: tuple[torch.Tensor, torch.Tensor],
+                   env: StepEnv) -> dict[str, float]:
+        cfg = self.cfg
+        G, D = nets["G"], nets["D"]
+        real = batch[0]  # [N, C, H, W] in [-1, 1]
+        z = torch.randn(real.shape[0], cfg.z_dim, device=env.device)
+
+        # D phase: fakes are detached so only D's parameters get gradients.
+        fake = G(z)
+        real_logits = D(diff_augment(real, cfg.augment))
+        fake_logits = D(diff_augment(fake.detach(), cfg.augment))
+        loss_d = discriminator_bce(real_logits, fake_logits)
+        opts["D"].zero_grad(set_to_none=True)
+        loss_d.backward()
+        env.sync_grads(D.parameters())
+        opts["D"].step()
+
+        # G phase: gradients flow through (the just-updated) D into G; only G steps.
+        gen_logits = D(diff_augment(fake, cfg.augment))
+        loss_g = GENERATOR_LOSSES[cfg.loss](gen_logits)
+        opts["G"].zero_grad(set_to_none=True)
+        loss_g.backward()
+        env.sync_grads(G.parameters())
+        g_norm = grad_norm(G.parameters())
+        opts["G"].step()
+        update_ema(nets["G_ema"], G, cfg.ema_decay, env.step)
+
+        return {
+            "loss/D": float(loss_d.detach()), "loss/G": float(loss_g.detach()), "grad_norm/G": g_norm,
+            "D/real": float(torch.sigmoid(real_logits.detach()).mean()),
+            "D/fake": float(torch.sigmoid(fake_logits.detach()).mean()),
+        }
+
+    def input_example(self, n: int) -> np.ndarray:
+        return np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32)
+
+    @torch.no_grad()
+    def sample(self, nets: Nets, n: int, generator: torch.Generator,
+               cond: torch.Tensor | None = None) -> torch.Tensor:
+        assert cond is None, "DCGAN is unconditional; set conditional: true for a cGAN"
+        G = nets[self.sampling_net_name]
+        was_training = G.training
+        G.eval()
+        z = torch.randn(n, G.z_dim, generator=generator)
+        images = G(z.to(next(G.parameters()).device))
+        G.train(was_training)
+        return images  # [n, C, H, W] in [-1, 1]

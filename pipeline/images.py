@@ -1,0 +1,36 @@
+"""Image helpers (numpy + PIL): grids of samples for MLflow, the report and the CLI."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+    """[-1, 1] float images [N, C, H, W] -> uint8 [N, C, H, W]."""
+    return ((np.clip(images, -1.0, 1.0) + 1.0) * 127.5).round().astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, scale: int = 2) -> np.ndarray:
+    """Tile uint8 images [N, C, H, W] into one uint8 picture [rows*H', cols*W', 3] (grey -> RGB)."""
+    assert images.dtype == np.uint8 and images.ndim == 4, "make_grid wants uint8 [N, C, H, W]; use to_uint8"
+    n, c, h, w = images.shape
+    ncol = ncol or math.ceil(math.sqrt(n))
+    nrow = math.ceil(n / ncol)
+    rgb = np.repeat(images, 3, axis=1) if c == 1 else images[:, :3]
+    grid = np.full((nrow * (h + pad) + pad, ncol * (w + pad) + pad, 3), 255, dtype=np.uint8)
+    for i in range(n):
+        r, col = divmod(i, ncol)
+        y, x = pad + r * (h + pad), pad + col * (w + pad)
+        grid[y:y + h, x:x + w] = rgb[i].transpose(1, 2, 0)
+    if scale > 1:
+        grid = np.kron(grid, np.ones((scale, scale, 1), dtype=np.uint8))
+    return grid
+
+
+def save_png(picture: np.ndarray, path: str | Path) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(picture).save(path)

@@ -1,0 +1,51 @@
+"""The evaluator on disk and the features it extracts.
+
+``evaluators/<dataset>/`` holds ``evaluator.pt`` (state_dict + architecture, weights_only-safe),
+``reference.npz`` (features of the real train and test splits) and ``meta.json`` (dataset sha256,
+test accuracy, feature dimension): the reference statistics are keyed by dataset hash and extractor.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.data.npz import load_npz
+from pipeline.models.evaluator import EvaluatorCNN
+
+
+@dataclass(frozen=True)
+class Evaluator:
+    model: EvaluatorCNN
+    train_features: np.ndarray  # [N_train, d] real reference
+    test_features: np.ndarray   # [N_test, d] held-out real data (the floor)
+    meta: dict
+
+    def features(self, images: np.ndarray, batch: int = 500) -> np.ndarray:
+        return extract_features(self.model, images, batch)
+
+
+@torch.no_grad()
+def extract_features(model: EvaluatorCNN, images: np.ndarray, batch: int = 500) -> np.ndarray:
+    """Images [N, C, H, W] float in [-1, 1] -> features [N, d] float64."""
+    model.eval()
+    out = [model.features(torch.as_tensor(images[i:i + batch], dtype=torch.float32)).double().numpy()
+           for i in range(0, len(images), batch)]
+    return np.concatenate(out)
+
+
+def load_evaluator(directory: str | Path) -> Evaluator:
+    directory = Path(directory)
+    if not (directory / "evaluator.pt").is_file():
+        raise FileNotFoundError(f"{directory}: no evaluator; run `dvc repro evaluator@<dataset>`")
+    saved = torch.load(directory / "evaluator.pt", map_location="cpu", weights_only=True)
+    model = EvaluatorCNN(**saved["arch"])
+    model.load_state_dict(saved["state_dict"])
+    model.eval()
+    ref = load_npz(directory / "reference.npz")
+    meta = json.loads((directory / "meta.json").read_text())
+    return Evaluator(model, ref["train_features"], ref["test_features"], meta)

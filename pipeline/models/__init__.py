@@ -1,0 +1,1 @@
+"""nn.Modules only (they import nothing but torch): one file per family plus the evaluator."""

@@ -1,0 +1,75 @@
+"""DCGAN generator and discriminator (Radford et al. 2016), sized for any power-of-two image.
+
+G: z [N, z_dim] -> 4x4 feature map (transposed conv) -> doubling blocks (ConvTranspose 4/2/1,
+BatchNorm, ReLU) -> tanh image [N, C, S, S]. D mirrors it: strided convs with LeakyReLU(0.2),
+BatchNorm except on the input layer, no pooling, no fully connected hidden layers, one logit.
+Weights are drawn from N(0, 0.02) (BatchNorm scale from N(1, 0.02)), as in the paper.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def num_doublings(image_size: int) -> int:
+    """How many x2 steps take a 4x4 map to ``image_size`` (which must be a power of two >= 8)."""
+    steps = int(math.log2(image_size)) - 2
+    assert image_size == 4 * 2**steps and steps >= 1, (
+        f"image_size {image_size} must be a power of two >= 8 for DCGAN")
+    return steps
+
+
+def init_dcgan_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), bias 0."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class DCGANGenerator(nn.Module):
+    def __init__(self, z_dim: int, channels: int, image_size: int, width: int = 64):
+        super().__init__()
+        steps = num_doublings(image_size)
+        self.z_dim = z_dim
+        top = width * 2 ** (steps - 1)  # channels at 4x4; halves at each doubling
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim, top, 4, 1, 0, bias=False), nn.BatchNorm2d(top), nn.ReLU(True)]
+        ch = top
+        for _ in range(steps - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2),
+                       nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, channels, 4, 2, 1), nn.Tanh()]  # no BatchNorm on the output
+        self.net = nn.Sequential(*layers)
+        self.apply(init_dcgan_weights)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        assert z.dim() == 2 and z.shape[1] == self.z_dim, f"z must be [N, {self.z_dim}], got {list(z.shape)}"
+        return self.net(z[:, :, None, None])  # [N, C, S, S] in [-1, 1]
+
+
+class DCGANDiscriminator(nn.Module):
+    def __init__(self, channels: int, image_size: int, width: int = 64):
+        super().__init__()
+        steps = num_doublings(image_size)
+        layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        ch = width  # no BatchNorm on the input layer
+        for _ in range(steps - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2),
+                       nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        layers += [nn.Conv2d(ch, 1, 4, 1, 0)]  # 4x4 -> 1x1 logit
+        self.net = nn.Sequential(*layers)
+        self.image_size = image_size
+        self.apply(init_dcgan_weights)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        assert x.shape[-1] == self.image_size, f"D expects {self.image_size}px images, got {list(x.shape)}"
+        return self.net(x).flatten(1).squeeze(1)  # [N] logits

@@ -1,0 +1,33 @@
+"""The evaluator: a small CNN classifier whose penultimate layer is the feature space of FID/KID.
+
+Inception weights cannot be downloaded here and would be the wrong lens for 16x16 digits; a
+classifier trained on the dataset's own train split is (DESIGN.md section 5).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class EvaluatorCNN(nn.Module):
+    """conv-conv-pool-conv-pool -> global average pool -> feature layer -> class logits."""
+
+    def __init__(self, channels: int, num_classes: int, feature_dim: int = 64):
+        super().__init__()
+        self.backbone = nn.Sequential(
+            nn.Conv2d(channels, 32, 3, padding=1), nn.ReLU(True),
+            nn.Conv2d(32, 32, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(True), nn.MaxPool2d(2),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Linear(64, feature_dim), nn.ReLU(True),
+        )
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(feature_dim, num_classes))
+        self.feature_dim = feature_dim
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Images [N, C, H, W] in [-1, 1] -> features [N, feature_dim]."""
+        return self.backbone(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))  # [N, num_classes] logits

@@ -1,0 +1,52 @@
+"""Load a trained generator from ``models/<variant>/`` and draw samples from it.
+
+``models/<variant>/`` (written by the train stage) holds ``generator.pt`` (the sampling network's
+state_dict), ``config.json`` (the resolved variant config) and ``spec.json`` (image shape, classes).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.config import variant_from_dict
+from pipeline.data import DataSpec
+from pipeline.families import Family, Nets, family_for
+
+GENERATOR_FILE = "generator.pt"
+
+
+def save_generator(out_dir: str | Path, family: Family, nets: Nets, spec: DataSpec) -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    name = family.sampling_net_name
+    torch.save({"net": name, "state_dict": nets[name].state_dict()}, out_dir / GENERATOR_FILE)
+    (out_dir / "config.json").write_text(json.dumps(family.cfg.model_dump(mode="json"), indent=2) + "\n")
+    (out_dir / "spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+
+
+def load_generator(model_dir: str | Path) -> tuple[Family, Nets, DataSpec]:
+    """Rebuild the family's networks and load the trained sampling network (eval mode)."""
+    model_dir = Path(model_dir)
+    if not (model_dir / GENERATOR_FILE).is_file():
+        raise FileNotFoundError(f"{model_dir}: no trained generator; run `dvc repro train@{model_dir.name}`")
+    cfg = variant_from_dict(json.loads((model_dir / "config.json").read_text()))
+    spec = DataSpec(**json.loads((model_dir / "spec.json").read_text()))
+    family = family_for(cfg)
+    nets = family.build(spec)
+    saved = torch.load(model_dir / GENERATOR_FILE, map_location="cpu", weights_only=True)
+    nets[saved["net"]].load_state_dict(saved["state_dict"])
+    for net in nets.values():
+        net.eval()
+    return family, nets, spec
+
+
+def draw(family: Family, nets: Nets, n: int, seed: int, batch: int = 1000) -> np.ndarray:
+    """``n`` samples as float32 [n, C, H, W] in [-1, 1], reproducible for a seed."""
+    generator = torch.Generator().manual_seed(seed)
+    chunks = [family.sample(nets, min(batch, n - i), generator).cpu().numpy() for i in range(0, n, batch)]
+    return np.concatenate(chunks).astype(np.float32)

@@ -1,0 +1,129 @@
+"""MLflow tracking: the only module that imports mlflow.
+
+Defaults to an embedded SQLite store, ``sqlite:///<repo>/mlflow.db``, with artifacts beside it in
+``<repo>/mlartifacts`` (what ``mlflow ui`` run from the repo root shows). ``MLFLOW_TRACKING_URI``
+points everything at another store or a tracking server; ``MLFLOW_EXPERIMENT_NAME`` renames the
+experiment. The driver creates the experiment and the run (SQLite migrations race if workers do);
+rank 0 of the training workers then logs into that run by id through :class:`RunLogger`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+DEFAULT_EXPERIMENT = "gan-lab"
+
+
+def tracking_uri(root: str | Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store at ``root/mlflow.db``."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve()}/mlflow.db"
+
+
+def ensure_experiment(uri: str, root: str | Path) -> str:
+    """Create (or find) the experiment; returns its id. Local stores keep artifacts in root/mlartifacts."""
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT)
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if uri.startswith("sqlite:"):
+        location = (Path(root).resolve() / "mlartifacts").as_uri()
+    return client.create_experiment(name, artifact_location=location)
+
+
+def git_commit(root: str | Path) -> str:
+    """HEAD's commit, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                              check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("-dirty" if dirty else "")
+
+
+def start_run(uri: str, experiment_id: str, run_name: str, params: dict[str, Any],
+              tags: dict[str, str]) -> str:
+    """Create a run with all resolved params (flattened, 'a.b' keys) and lineage tags; returns its id."""
+    client = MlflowClient(uri)
+    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    flat = flatten(params)
+    items = [mlflow.entities.Param(k, str(v)) for k, v in flat.items()]
+    for i in range(0, len(items), 100):  # log_batch takes at most 100 params per call
+        client.log_batch(run.info.run_id, params=items[i:i + 100])
+    return run.info.run_id
+
+
+def run_exists(uri: str, run_id: str) -> bool:
+    try:
+        MlflowClient(uri).get_run(run_id)
+    except mlflow.exceptions.MlflowException:
+        return False
+    return True
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+class RunLogger:
+    """Logs into an existing run by id. Step metrics are buffered and written in batches."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.client = MlflowClient(uri)
+        self.run_id = run_id
+        self._buffer: list[Metric] = []
+
+    def log_step(self, scalars: dict[str, float], step: int) -> None:
+        now = int(time.time() * 1000)
+        self._buffer += [Metric(k, float(v), now, step) for k, v in scalars.items()]
+
+    def flush(self) -> None:
+        for i in range(0, len(self._buffer), 1000):  # log_batch takes at most 1000 metrics per call
+            self.client.log_batch(self.run_id, metrics=self._buffer[i:i + 1000])
+        self._buffer = []
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self.log_step(metrics, step or 0)
+        self.flush()
+
+    def log_image(self, image: np.ndarray, key: str, step: int) -> None:
+        """An image series (``key``, one per ``step``): the MLflow UI shows it with a step slider."""
+        self.client.log_image(self.run_id, image, key=key, step=step)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+
+
+def log_generator_model(uri: str, run_id: str, module: Any, input_example: np.ndarray) -> None:
+    """Log ``module`` as an MLflow PyTorch model named ``generator`` (torch.export 'pt2' format)."""
+    import torch
+
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.pytorch.log_model(
+            module.eval(), name="generator", input_example=input_example,
+            # Pinning requirements skips MLflow's slow import-tracing of the model's dependencies.
+            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])

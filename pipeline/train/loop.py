@@ -1,0 +1,144 @@
+"""The per-worker training loop. It does not know whether it runs under Ray Train, in a Ray Tune
+trial or in-process: everything runtime-specific comes through the :class:`Session`.
+
+Every rank builds the same initial weights (seeded), trains on its shard of each global batch,
+averages gradients with the other ranks, and calls ``session.report`` once per epoch (a barrier).
+Rank 0 alone writes checkpoints and talks to MLflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from pipeline.config import variant_from_dict
+from pipeline.data import load_prepared, to_unit_range
+from pipeline.families import family_for
+from pipeline.families.base import StepEnv
+from pipeline.images import make_grid, to_uint8
+from pipeline.tracking import RunLogger
+from pipeline.train.checkpoint import load_checkpoint, restore, save_checkpoint
+from pipeline.train.distributed import make_grad_sync
+from pipeline.train.session import Session
+from pipeline.train.sharding import ShardedBatches
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Everything a worker needs, as plain picklable values (absolute paths: Ray workers chdir)."""
+
+    variant_name: str
+    variant: dict[str, Any]  # TrainingConfig.model_dump(mode="json")
+    data_path: str
+    tracking_uri: str | None = None
+    run_id: str | None = None
+    grid_samples: int = 64
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def epoch_seed(seed: int, rank: int, epoch: int) -> int:
+    """Seed of one rank's randomness (z, augmentation) in one epoch; makes resume exact on all ranks."""
+    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
+
+
+def train_loop(job_dict: dict[str, Any], session: Session) -> None:
+    """Train one variant for ``cfg.epochs`` epochs, resuming from the session's latest checkpoint."""
+    job = TrainJob(**job_dict)
+    cfg = variant_from_dict(job.variant)
+    rank, world = session.world_rank, session.world_size
+    device = getattr(session, "device", torch.device("cpu"))
+    torch.set_num_threads(cfg.cpus_per_worker)
+
+    data = load_prepared(job.data_path)
+    family = family_for(cfg)
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    nets = {name: net.to(device) for name, net in family.build(data.spec).items()}
+    opts = family.optimizers(nets)
+    start_epoch, step, history = resume_state(session, nets, opts, job.variant)
+
+    x = torch.from_numpy(to_unit_range(data.x_train)).to(device)
+    y = torch.from_numpy(data.y_train).to(device)
+    batches = ShardedBatches(x, y, cfg.batch_size, rank, world, cfg.seed)
+    env = StepEnv(step=step, device=device, sync_grads=make_grad_sync(world))
+    logger = RunLogger(job.tracking_uri, job.run_id) if rank == 0 and job.run_id else None
+    if rank == 0:
+        log.info("%s: epochs %d..%d, %d steps/epoch, %d worker(s)", job.variant_name, start_epoch + 1,
+                 cfg.epochs, batches.steps_per_epoch(), world)
+
+    if start_epoch >= cfg.epochs:  # finished before: report its state once so the run has a result
+        _report(session, {"epoch": start_epoch, "step": step}, nets, opts, job, history, start_epoch)
+        return
+    for epoch in range(start_epoch, cfg.epochs):
+        torch.manual_seed(epoch_seed(cfg.seed, rank, epoch))
+        sums: dict[str, float] = {}
+        started = time.perf_counter()
+        for batch in batches.epoch(epoch):
+            env.step = step
+            scalars = family.train_step(nets, opts, batch, env)
+            step += 1
+            for key, value in scalars.items():
+                sums[key] = sums.get(key, 0.0) + value
+            if rank == 0:
+                history.append({"step": step, "epoch": epoch + 1, **scalars})
+                if logger:
+                    logger.log_step(scalars, step)
+        seconds = time.perf_counter() - started
+        metrics = {key: total / batches.steps_per_epoch() for key, total in sums.items()}
+        metrics.update({"epoch": epoch + 1, "step": step,
+                        "perf/samples_per_s": batches.steps_per_epoch() * cfg.batch_size / seconds})
+        if logger:
+            logger.log_step({"perf/samples_per_s": metrics["perf/samples_per_s"]}, step)
+            logger.flush()
+            logger.log_image(_sample_grid(family, nets, cfg.seed, job.grid_samples), "samples", epoch + 1)
+        _report(session, metrics, nets, opts, job, history, epoch + 1)
+        if rank == 0:
+            log.info("%s epoch %d/%d: %s", job.variant_name, epoch + 1, cfg.epochs,
+                     ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step")))
+
+
+def resume_state(session: Session, nets: dict, opts: dict,
+                 variant: dict[str, Any]) -> tuple[int, int, list[dict[str, float]]]:
+    """Load the latest checkpoint if its config equals ``variant``; returns (epoch, step, history)."""
+    path = session.latest_checkpoint()
+    if path is None:
+        return 0, 0, []
+    state, config, history = load_checkpoint(path)
+    if config != variant:
+        log.warning("checkpoint %s was made with a different config; starting fresh", path)
+        return 0, 0, []
+    restore(nets, opts, state)
+    log.info("resuming from %s at epoch %d, step %d", path, state["epoch"], state["step"])
+    return int(state["epoch"]), int(state["step"]), history
+
+
+def _report(session: Session, metrics: dict[str, float], nets: dict, opts: dict, job: TrainJob,
+            history: list[dict[str, float]], epoch: int) -> None:
+    """Report on every rank; rank 0 attaches a freshly written checkpoint (then removes its copy)."""
+    if session.world_rank != 0:
+        session.report(metrics, None)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix="ckpt-"))
+    try:
+        path = save_checkpoint(tmp / "checkpoint", nets, opts, step=int(metrics["step"]), epoch=epoch,
+                               config=job.variant, history=history)
+        session.report(metrics, str(path))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sample_grid(family, nets: dict, seed: int, n: int) -> np.ndarray:
+    """The same latent vectors every epoch, so the MLflow image slider shows training progress."""
+    images = family.sample(nets, n, torch.Generator().manual_seed(seed))
+    return make_grid(to_uint8(images.cpu().numpy()))

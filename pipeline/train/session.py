@@ -1,0 +1,47 @@
+"""The runtime seen by the per-worker loop (DESIGN.md section 4).
+
+The loop only talks to a :class:`Session`; adapters map it to Ray Train workers
+(``pipeline.train.ray_session``), Ray Tune trials, or, here, a plain in-process run used by tests
+and by the plain-PyTorch baseline of the benchmarks.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Protocol
+
+
+class Session(Protocol):
+    world_rank: int
+    world_size: int
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        """Called the same number of times by every rank; only rank 0 passes a checkpoint."""
+
+    def latest_checkpoint(self) -> str | None:
+        """Local directory of the checkpoint to resume from, or None for a fresh start."""
+
+
+class LocalSession:
+    """Single-process session: checkpoints are copied to ``storage_dir/checkpoint_NNNNNN``."""
+
+    world_rank = 0
+    world_size = 1
+
+    def __init__(self, storage_dir: str | Path):
+        self.storage_dir = Path(storage_dir)
+        self.storage_dir.mkdir(parents=True, exist_ok=True)
+        self.reports: list[dict[str, Any]] = []
+
+    def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
+        self.reports.append(dict(metrics))
+        if checkpoint_dir is not None:
+            target = self.storage_dir / f"checkpoint_{len(self.reports):06d}"
+            tmp = target.with_name(target.name + ".tmp")
+            shutil.copytree(checkpoint_dir, tmp)
+            tmp.rename(target)
+
+    def latest_checkpoint(self) -> str | None:
+        found = sorted(p for p in self.storage_dir.glob("checkpoint_*") if not p.name.endswith(".tmp"))
+        return str(found[-1]) if found else None

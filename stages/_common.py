@@ -1,0 +1,28 @@
+"""Shared by the stage entry points: logging set-up and params loading with the exit-2 contract."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+from pipeline.config import ConfigError, Params, load_params
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def params_or_exit(path: str = "params.yaml", check=None) -> Params:
+    """Load params; on any problem print one line each to stderr and exit 2 before any work."""
+    try:
+        params = load_params(path)
+        if check is not None:
+            check(params)
+        return params
+    except ConfigError as err:
+        for line in err.problems:
+            print(f"error: {line}", file=sys.stderr)
+        sys.exit(2)

@@ -1,0 +1,41 @@
+"""evaluate@<variant>: sample the trained generator, compute its metrics, log them to its MLflow run."""
+
+import argparse
+import json
+from pathlib import Path
+
+from _common import ROOT, params_or_exit, setup_logging
+from pipeline import tracking
+from pipeline.evaluate import evaluate_generator
+from pipeline.images import make_grid, save_png, to_uint8
+from pipeline.metrics.features import load_evaluator
+from pipeline.sampling import draw, load_generator
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--model", required=True, help="trained model directory")
+    parser.add_argument("--evaluator", required=True, help="evaluator directory of the dataset")
+    parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser.add_argument("--samples", required=True, help="PNG grid of samples to write")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    setup_logging()
+    params_or_exit(args.params, lambda p: p.variant(args.variant))
+
+    family, nets, spec = load_generator(args.model)
+    metrics = evaluate_generator(family, nets, spec, load_evaluator(args.evaluator))
+    save_png(make_grid(to_uint8(draw(family, nets, 64, seed=0))), args.samples)
+    Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
+
+    run = json.loads((Path(args.model) / "run.json").read_text())
+    logger = tracking.RunLogger(tracking.tracking_uri(ROOT), run["run_id"])
+    logger.log_metrics({f"metric/{k}": v for k, v in metrics.items()})
+    logger.log_artifact(args.samples, "evaluation")
+    logger.log_artifact(args.metrics, "evaluation")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,28 @@
+"""train@<variant>: train one variant with Ray Train and log it to MLflow."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from _common import ROOT, params_or_exit, setup_logging
+from pipeline.train.driver import check_runtime, train_variant
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--variant", required=True)
+    parser.add_argument("--data", required=True, help="prepared .npz of the variant's dataset")
+    parser.add_argument("--out", required=True, help="model directory to write")
+    parser.add_argument("--plots", required=True, help="CSV of per-step scalars to write")
+    parser.add_argument("--storage", default=".ray_runs", help="Ray Train storage (checkpoints)")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args()
+    setup_logging()
+    params = params_or_exit(args.params, lambda p: (p.variant(args.variant), check_runtime(p, args.variant)))
+    metrics = train_variant(params, args.variant, Path(args.data), Path(args.out), Path(args.plots),
+                            Path(args.storage), ROOT)
+    logging.info("trained %s: %s", args.variant, metrics)
+
+
+if __name__ == "__main__":
+    main()
