@@ -37,7 +37,9 @@ class LocalSession:
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         self.reports.append(dict(metrics))
         if checkpoint_dir is not None:
-            target = self.storage_dir / f"checkpoint_{len(self.reports):06d}"
+            latest = self.latest_checkpoint()
+            index = int(Path(latest).name.split("_")[1]) + 1 if latest else 1
+            target = self.storage_dir / f"checkpoint_{index:06d}"
             tmp = target.with_name(target.name + ".tmp")
             shutil.copytree(checkpoint_dir, tmp)
             tmp.rename(target)

@@ -1,0 +1,43 @@
+"""Shared fixtures. Ray's loopback setting must be in the environment before ray is imported."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("DVC_NO_ANALYTICS", "true")
+os.environ.pop("RAY_ADDRESS", None)          # tests always use their own embedded Ray
+os.environ.pop("MLFLOW_TRACKING_URI", None)  # and their own temporary MLflow store
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "stages"))
+
+
+@pytest.fixture(scope="session")
+def prepared_digits(tmp_path_factory) -> Path:
+    """The real digits dataset, prepared once per test session at 16x16."""
+    from pipeline.config import DatasetConfig
+    from pipeline.data import prepare
+
+    path = tmp_path_factory.mktemp("data") / "digits.npz"
+    prepare(DatasetConfig(kind="digits", image_size=16), path)
+    return path
+
+
+def tiny_variant(**overrides) -> dict:
+    """A DCGAN variant small enough to train in seconds."""
+    base = {"family": "dcgan", "dataset": "digits", "epochs": 2, "batch_size": 64, "z_dim": 16,
+            "g_width": 16, "d_width": 16, "augment": ["translation", "cutout"], "ema_decay": 0.9}
+    base.update(overrides)
+    return base
+
+
+def tiny_params(**variant_overrides) -> dict:
+    return {"datasets": {"digits": {"kind": "digits", "image_size": 16}},
+            "evaluators": {"digits": {"epochs": 2}},
+            "variants": {"dcgan": tiny_variant(**variant_overrides)}}

@@ -1,0 +1,55 @@
+import pytest
+import torch
+
+from pipeline.augment import diff_augment
+from pipeline.models.dcgan import DCGANDiscriminator, DCGANGenerator
+from pipeline.models.evaluator import EvaluatorCNN
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_dcgan_shapes_for_each_image_size(size, channels):
+    G = DCGANGenerator(z_dim=8, channels=channels, image_size=size, width=8)
+    D = DCGANDiscriminator(channels=channels, image_size=size, width=8)
+    images = G(torch.randn(3, 8))
+    assert images.shape == (3, channels, size, size)
+    assert images.abs().max() <= 1.0  # tanh output
+    assert D(images).shape == (3,)
+
+
+def test_dcgan_rejects_sizes_it_cannot_produce():
+    with pytest.raises(AssertionError, match="power of two"):
+        DCGANGenerator(z_dim=8, channels=1, image_size=12)
+
+
+def test_dcgan_init_follows_radford():
+    G = DCGANGenerator(z_dim=64, channels=1, image_size=16, width=64)
+    weight = G.net[0].weight
+    assert abs(weight.mean().item()) < 0.002 and weight.std().item() == pytest.approx(0.02, rel=0.05)
+
+
+def test_evaluator_logits_and_features():
+    model = EvaluatorCNN(channels=1, num_classes=10, feature_dim=32)
+    x = torch.randn(5, 1, 16, 16)
+    assert model(x).shape == (5, 10)
+    assert model.features(x).shape == (5, 32)
+
+
+@pytest.mark.parametrize("policies", [["translation"], ["cutout"], ["translation", "cutout"]])
+def test_diff_augment_keeps_shape_and_passes_gradients(policies):
+    x = torch.randn(4, 1, 16, 16, requires_grad=True)
+    out = diff_augment(x, policies)
+    assert out.shape == x.shape
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_cutout_zeroes_a_quarter_of_each_image():
+    out = diff_augment(torch.ones(6, 1, 16, 16), ["cutout"])
+    zero_share = (out == 0).float().mean(dim=(1, 2, 3))
+    assert torch.all(zero_share > 0.1) and torch.all(zero_share <= 0.25)
+
+
+def test_no_policies_is_identity():
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.equal(diff_augment(x, []), x)
