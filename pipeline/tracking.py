@@ -121,9 +121,15 @@ def log_generator_model(uri: str, run_id: str, module: Any, input_example: np.nd
     """Log ``module`` as an MLflow PyTorch model named ``generator`` (torch.export 'pt2' format)."""
     import torch
 
+    # The fluent API needs a global tracking URI, and mlflow.set_tracking_uri also exports it as
+    # MLFLOW_TRACKING_URI; restore both so that later calls keep honouring the caller's store.
+    previous = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
-    with mlflow.start_run(run_id=run_id):
-        mlflow.pytorch.log_model(
-            module.eval(), name="generator", input_example=input_example,
-            # Pinning requirements skips MLflow's slow import-tracing of the model's dependencies.
-            pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+    try:
+        with mlflow.start_run(run_id=run_id):
+            mlflow.pytorch.log_model(
+                module.eval(), name="generator", input_example=input_example,
+                # Pinned requirements skip MLflow's slow import-tracing of the model's dependencies.
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
+    finally:
+        mlflow.set_tracking_uri(previous)

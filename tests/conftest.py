@@ -16,6 +16,7 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "stages"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 
 @pytest.fixture(scope="session")
@@ -29,15 +30,12 @@ def prepared_digits(tmp_path_factory) -> Path:
     return path
 
 
-def tiny_variant(**overrides) -> dict:
-    """A DCGAN variant small enough to train in seconds."""
-    base = {"family": "dcgan", "dataset": "digits", "epochs": 2, "batch_size": 64, "z_dim": 16,
-            "g_width": 16, "d_width": 16, "augment": ["translation", "cutout"], "ema_decay": 0.9}
-    base.update(overrides)
-    return base
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """One real local Ray per test session (start-up costs seconds, so it is shared)."""
+    import pipeline.train.ray_env  # noqa: F401  (loopback-only Ray; before `import ray`)
+    import ray
 
-
-def tiny_params(**variant_overrides) -> dict:
-    return {"datasets": {"digits": {"kind": "digits", "image_size": 16}},
-            "evaluators": {"digits": {"epochs": 2}},
-            "variants": {"dcgan": tiny_variant(**variant_overrides)}}
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=True)
+    yield ray
+    ray.shutdown()

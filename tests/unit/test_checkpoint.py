@@ -2,7 +2,7 @@
 
 import torch
 
-from conftest import tiny_params
+from helpers import tiny_params
 from pipeline.config import parse_params
 from pipeline.data import DataSpec
 from pipeline.families import family_for

@@ -4,7 +4,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, tiny_params
+from helpers import ROOT, tiny_params
 from pipeline.config import ConfigError, DcganConfig, config_hash, load_params, parse_params, variant_from_dict
 
 

@@ -1,0 +1,21 @@
+"""Small shared builders for tests (importable as `helpers`; tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tiny_variant(**overrides) -> dict:
+    """A DCGAN variant small enough to train in seconds."""
+    base = {"family": "dcgan", "dataset": "digits", "epochs": 2, "batch_size": 64, "z_dim": 16,
+            "g_width": 16, "d_width": 16, "augment": ["translation", "cutout"], "ema_decay": 0.9}
+    base.update(overrides)
+    return base
+
+
+def tiny_params(**variant_overrides) -> dict:
+    return {"datasets": {"digits": {"kind": "digits", "image_size": 16}},
+            "evaluators": {"digits": {"epochs": 2}},
+            "variants": {"dcgan": tiny_variant(**variant_overrides)}}
