@@ -43,7 +43,9 @@ def image_metrics(evaluator: Evaluator, generated: np.ndarray, cfg: TrainingConf
     floor_mean, floor_std = kid(real, test_f, e.kid_subsets, e.kid_subset_size, e.seed)
     fid_value, fid_floor = fid(gen_f, real), fid(test_f, real)
     return {
-        "fid": fid_value, "fid_floor": fid_floor, "fid_over_floor": fid_value / fid_floor,
+        "fid": fid_value, "fid_floor": fid_floor,
+        # The floor is > 0 for any real evaluator; an untrained one can collapse every feature to 0.
+        "fid_over_floor": fid_value / fid_floor if fid_floor > 0 else None,
         "kid_mean": kid_mean, "kid_std": kid_std, "kid_floor_mean": floor_mean, "kid_floor_std": floor_std,
     }
 
@@ -61,7 +63,7 @@ def evaluate_generator(family: Family, nets: Nets, spec: DataSpec, evaluator: Ev
                                    evaluator.train_features)
     metrics["evaluator_accuracy"] = evaluator.meta["test_accuracy"]
     metrics["n_samples"] = n
-    log.info("FID %.3f (floor %.3f, ratio %.2f, untrained %.1f); KID %.4f +- %.4f",
+    log.info("FID %.3f (floor %.3f, ratio %s, untrained %.1f); KID %.4f +- %.4f",
              metrics["fid"], metrics["fid_floor"], metrics["fid_over_floor"], metrics["fid_untrained"],
              metrics["kid_mean"], metrics["kid_std"])
     return metrics

@@ -6,9 +6,12 @@ import logging
 import sys
 from pathlib import Path
 
-from pipeline.config import ConfigError, Params, load_params
-
 ROOT = Path(__file__).resolve().parent.parent
+# Import the pipeline package that sits beside these stages (the code DVC tracks as deps), even if
+# another copy of the repository is installed in the environment.
+sys.path.insert(0, str(ROOT))
+
+from pipeline.config import ConfigError, Params, load_params  # noqa: E402
 
 
 def setup_logging() -> None:

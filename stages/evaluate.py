@@ -32,7 +32,7 @@ def main() -> None:
 
     run = json.loads((Path(args.model) / "run.json").read_text())
     logger = tracking.RunLogger(tracking.tracking_uri(ROOT), run["run_id"])
-    logger.log_metrics({f"metric/{k}": v for k, v in metrics.items()})
+    logger.log_metrics({f"metric/{k}": v for k, v in metrics.items() if v is not None})
     logger.log_artifact(args.samples, "evaluation")
     logger.log_artifact(args.metrics, "evaluation")
 

@@ -17,5 +17,5 @@ def tiny_variant(**overrides) -> dict:
 
 def tiny_params(**variant_overrides) -> dict:
     return {"datasets": {"digits": {"kind": "digits", "image_size": 16}},
-            "evaluators": {"digits": {"epochs": 2}},
+            "evaluators": {"digits": {"epochs": 3}},
             "variants": {"dcgan": tiny_variant(**variant_overrides)}}

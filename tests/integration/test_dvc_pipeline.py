@@ -1,0 +1,90 @@
+"""`dvc repro` of a tiny params profile in a temporary copy of the repository (real DVC, Ray, MLflow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from helpers import ROOT, tiny_params
+
+pytestmark = pytest.mark.integration
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "DVC_NO_ANALYTICS": "true"}
+    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def repo_copy(tmp_path_factory) -> Path:
+    """The repository's tracked files (as a fresh clone has them) with tiny params, committed."""
+    target = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    for generated in ("dvc.lock", "metrics", "plots"):  # outputs of the full-size run
+        path = target / generated
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    params = tiny_params(epochs=1)
+    params["variants"]["dcgan"]["eval"] = {"kid_subsets": 5}
+    (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    run(["git", "init", "-q"], target)
+    run(git + ["add", "-A"], target)
+    run(git + ["commit", "-qm", "tiny profile"], target)
+    return target
+
+
+def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
+    run(["dvc", "repro"], repo_copy)
+
+    metrics = json.loads((repo_copy / "metrics" / "dcgan.json").read_text())
+    for key in ("fid", "fid_floor", "fid_over_floor", "kid_mean", "kid_std", "kid_floor_mean",
+                "fid_untrained", "evaluator_accuracy"):
+        assert np.isfinite(metrics[key]), key
+    assert metrics["n_samples"] == 360 and metrics["fid_floor"] < metrics["fid"]
+    assert (repo_copy / "samples" / "dcgan.png").stat().st_size > 0
+    assert (repo_copy / "plots" / "train" / "dcgan.csv").read_text().startswith("step,epoch,loss/D")
+
+    run_id = json.loads((repo_copy / "models" / "dcgan" / "run.json").read_text())["run_id"]
+    mlflow_run = MlflowClient(f"sqlite:///{repo_copy}/mlflow.db").get_run(run_id)
+    assert mlflow_run.data.metrics["metric/fid"] == pytest.approx(metrics["fid"])
+    assert mlflow_run.data.tags["dvc_stage"] == "train@dcgan"
+
+    started = time.monotonic()
+    again = run(["dvc", "repro"], repo_copy)
+    assert "didn't change, skipping" in again.stdout and time.monotonic() - started < 30
+    assert "fid" in run(["dvc", "metrics", "show"], repo_copy).stdout
+    run(["dvc", "plots", "show", "-o", "plots_html"], repo_copy)
+    assert (repo_copy / "plots_html" / "index.html").is_file()
+
+
+def test_sample_command_writes_points_and_png(repo_copy):
+    run([sys.executable, "-m", "pipeline", "sample", "dcgan", "-n", "10", "--out", "s.npz", "--png", "s.png"],
+        repo_copy)
+    with np.load(repo_copy / "s.npz") as data:
+        assert data["images"].shape == (10, 1, 16, 16)
+        assert data["images"].min() >= -1 and data["images"].max() <= 1
+    assert (repo_copy / "s.png").is_file()
+
+
+def test_dvc_exp_run_with_a_changed_param_retrains(repo_copy):
+    run(["dvc", "exp", "run", "-S", "variants.dcgan.epochs=2"], repo_copy)
+    rows = (repo_copy / "plots" / "train" / "dcgan.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * (1437 // 64)
