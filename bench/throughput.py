@@ -16,38 +16,22 @@ from pathlib import Path
 
 import torch
 
+from plain import plain_epochs
 from pipeline.config import load_params, variant_from_dict
-from pipeline.data import load_prepared, to_unit_range
-from pipeline.families import family_for
-from pipeline.families.base import StepEnv
+from pipeline.data import load_prepared
 from pipeline.train.launcher import init_ray, run_training
-from pipeline.train.loop import TrainJob, epoch_seed
-from pipeline.train.sharding import ShardedBatches
+from pipeline.train.loop import TrainJob
 
 DATA = Path("data/prepared/digits.npz").resolve()
 
 
 def plain_loop(cfg, threads: int) -> tuple[float, float]:
-    """(samples/s over the last half of the epochs, wall seconds) of a bare for-loop."""
+    """(samples/s over the last half of the epochs, wall seconds) of the bare PyTorch loop."""
     torch.set_num_threads(threads)
     started = time.perf_counter()
-    data = load_prepared(DATA)
-    family = family_for(cfg)
-    torch.manual_seed(cfg.seed)
-    nets = family.build(data.spec)
-    opts = family.optimizers(nets)
-    batches = ShardedBatches(torch.from_numpy(to_unit_range(data.x_train)), torch.from_numpy(data.y_train),
-                             cfg.batch_size, 0, 1, cfg.seed)
-    env = StepEnv(step=0, device=torch.device("cpu"), sync_grads=lambda params: None)
-    rates = []
-    for epoch in range(cfg.epochs):
-        torch.manual_seed(epoch_seed(cfg.seed, 0, epoch))
-        t0 = time.perf_counter()
-        for batch in batches.epoch(epoch):
-            family.train_step(nets, opts, batch, env)
-            env.step += 1
-        rates.append(batches.steps_per_epoch() * cfg.batch_size / (time.perf_counter() - t0))
-    return sum(rates[len(rates) // 2:]) / len(rates[len(rates) // 2:]), time.perf_counter() - started
+    rates = [rate for _, _, _, rate in plain_epochs(cfg, load_prepared(DATA))]
+    half = rates[len(rates) // 2:]
+    return sum(half) / len(half), time.perf_counter() - started
 
 
 def ray_train(cfg, storage: str) -> tuple[float, float]:

@@ -14,14 +14,18 @@ import numpy as np
 import torch
 
 from pipeline.config import TrainingConfig
-from pipeline.families import family_for
 from pipeline.data import DataSpec
-from pipeline.metrics import fid, kid
+from pipeline.families import Family, Nets, family_for
+from pipeline.metrics import feature_stats, frechet_distance, kid
 from pipeline.metrics.features import Evaluator
 from pipeline.sampling import draw
-from pipeline.families import Family, Nets
 
 log = logging.getLogger(__name__)
+
+
+def fid_to_reference(evaluator: Evaluator, features: np.ndarray) -> float:
+    """FID of ``features`` [N, d] against the stored statistics of the real train split."""
+    return frechet_distance(*feature_stats(features), evaluator.train_mu, evaluator.train_cov)
 
 
 def sample_count(cfg: TrainingConfig, n_test: int) -> int:
@@ -41,7 +45,7 @@ def image_metrics(evaluator: Evaluator, generated: np.ndarray, cfg: TrainingConf
     test_f = evaluator.test_features[:n]
     kid_mean, kid_std = kid(real, gen_f, e.kid_subsets, e.kid_subset_size, e.seed)
     floor_mean, floor_std = kid(real, test_f, e.kid_subsets, e.kid_subset_size, e.seed)
-    fid_value, fid_floor = fid(gen_f, real), fid(test_f, real)
+    fid_value, fid_floor = fid_to_reference(evaluator, gen_f), fid_to_reference(evaluator, test_f)
     return {
         "fid": fid_value, "fid_floor": fid_floor,
         # The floor is > 0 for any real evaluator; an untrained one can collapse every feature to 0.
@@ -59,8 +63,8 @@ def evaluate_generator(family: Family, nets: Nets, spec: DataSpec, evaluator: Ev
     torch.manual_seed(cfg.seed)
     untrained = family_for(cfg)
     untrained_nets = untrained.build(spec)
-    metrics["fid_untrained"] = fid(evaluator.features(draw(untrained, untrained_nets, n, cfg.eval.seed)),
-                                   evaluator.train_features)
+    metrics["fid_untrained"] = fid_to_reference(
+        evaluator, evaluator.features(draw(untrained, untrained_nets, n, cfg.eval.seed)))
     metrics["evaluator_accuracy"] = evaluator.meta["test_accuracy"]
     metrics["n_samples"] = n
     log.info("FID %.3f (floor %.3f, ratio %s, untrained %.1f); KID %.4f +- %.4f",

@@ -22,6 +22,7 @@ from pipeline.augment import translation
 from pipeline.config import EvaluatorConfig
 from pipeline.data import Prepared, to_unit_range
 from pipeline.data.npz import save_npz
+from pipeline.metrics import feature_stats
 from pipeline.metrics.features import extract_features
 from pipeline.models.evaluator import EvaluatorCNN
 
@@ -64,8 +65,9 @@ def build_evaluator(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -
     arch = {"channels": data.spec.channels, "num_classes": data.spec.num_classes,
             "feature_dim": cfg.feature_dim}
     torch.save({"arch": arch, "state_dict": model.state_dict()}, tmp / "evaluator.pt")
-    save_npz(tmp / "reference.npz",
-             train_features=extract_features(model, to_unit_range(data.x_train)),
+    train_features = extract_features(model, to_unit_range(data.x_train))
+    train_mu, train_cov = feature_stats(train_features)
+    save_npz(tmp / "reference.npz", train_features=train_features, train_mu=train_mu, train_cov=train_cov,
              test_features=extract_features(model, to_unit_range(data.x_test)))
     meta = {"dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN(feature_dim={cfg.feature_dim})",
             "test_accuracy": test_accuracy, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}

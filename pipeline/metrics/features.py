@@ -1,7 +1,8 @@
 """The evaluator on disk and the features it extracts.
 
 ``evaluators/<dataset>/`` holds ``evaluator.pt`` (state_dict + architecture, weights_only-safe),
-``reference.npz`` (features of the real train and test splits) and ``meta.json`` (dataset sha256,
+``reference.npz`` (features of the real train and test splits, and the train features' mean and
+covariance, the FID reference) and ``meta.json`` (dataset sha256,
 test accuracy, feature dimension): the reference statistics are keyed by dataset hash and extractor.
 """
 
@@ -21,7 +22,9 @@ from pipeline.models.evaluator import EvaluatorCNN
 @dataclass(frozen=True)
 class Evaluator:
     model: EvaluatorCNN
-    train_features: np.ndarray  # [N_train, d] real reference
+    train_features: np.ndarray  # [N_train, d] real reference (KID)
+    train_mu: np.ndarray        # [d] mean of train_features (FID reference)
+    train_cov: np.ndarray       # [d, d] unbiased covariance of train_features
     test_features: np.ndarray   # [N_test, d] held-out real data (the floor)
     meta: dict
 
@@ -48,4 +51,4 @@ def load_evaluator(directory: str | Path) -> Evaluator:
     model.eval()
     ref = load_npz(directory / "reference.npz")
     meta = json.loads((directory / "meta.json").read_text())
-    return Evaluator(model, ref["train_features"], ref["test_features"], meta)
+    return Evaluator(model, ref["train_features"], ref["train_mu"], ref["train_cov"], ref["test_features"], meta)

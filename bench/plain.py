@@ -1,0 +1,35 @@
+"""A bare PyTorch training loop: the same family, data and batches as the Ray path, nothing else
+(no Ray, no checkpoints, no MLflow). The baseline the benchmarks compare Ray Train against."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import torch
+
+from pipeline.config import TrainingConfig
+from pipeline.data import Prepared, to_unit_range
+from pipeline.families import Family, Nets, family_for
+from pipeline.families.base import StepEnv
+from pipeline.train.loop import epoch_seed
+from pipeline.train.sharding import ShardedBatches
+
+
+def plain_epochs(cfg: TrainingConfig, data: Prepared) -> Iterator[tuple[int, Family, Nets, float]]:
+    """Train for ``cfg.epochs`` epochs; after each yield (epoch, family, nets, images per second)."""
+    family = family_for(cfg)
+    torch.manual_seed(cfg.seed)
+    nets = family.build(data.spec)
+    opts = family.optimizers(nets)
+    batches = ShardedBatches(torch.from_numpy(to_unit_range(data.x_train)), torch.from_numpy(data.y_train),
+                             cfg.batch_size, 0, 1, cfg.seed)
+    env = StepEnv(step=0, device=torch.device("cpu"), sync_grads=lambda params: None)
+    for epoch in range(cfg.epochs):
+        torch.manual_seed(epoch_seed(cfg.seed, 0, epoch))
+        started = time.perf_counter()
+        for batch in batches.epoch(epoch):
+            family.train_step(nets, opts, batch, env)
+            env.step += 1
+        rate = batches.steps_per_epoch() * cfg.batch_size / (time.perf_counter() - started)
+        yield epoch + 1, family, nets, rate
