@@ -50,7 +50,7 @@ class DatasetConfig(Strict):
 class EvaluatorConfig(Strict):
     """The per-dataset classifier whose feature space FID/KID are measured in."""
 
-    epochs: int = Field(30, ge=1)
+    epochs: int = Field(20, ge=1)
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0.0)
     feature_dim: int = Field(64, ge=2, description="width of the penultimate (feature) layer")

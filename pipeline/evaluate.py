@@ -13,7 +13,7 @@ import logging
 import numpy as np
 import torch
 
-from pipeline.config import TrainingConfig
+from pipeline.config import ConfigError, TrainingConfig
 from pipeline.data import DataSpec
 from pipeline.families import Family, Nets, family_for
 from pipeline.metrics import feature_stats, frechet_distance, kid
@@ -28,12 +28,12 @@ def fid_to_reference(evaluator: Evaluator, features: np.ndarray) -> float:
     return frechet_distance(*feature_stats(features), evaluator.train_mu, evaluator.train_cov)
 
 
-def sample_count(cfg: TrainingConfig, n_test: int) -> int:
+def sample_count(cfg: TrainingConfig, n_test: int, variant: str = "<variant>") -> int:
     """N for every metric of this variant; the floor needs N real held-out images, so N <= n_test."""
     n = cfg.eval.n_samples or n_test
     if n > n_test:
-        raise ValueError(f"eval.n_samples = {n}: at most the test split size ({n_test}), "
-                         "since the real-vs-real floor is measured at the same N")
+        raise ConfigError([f"params.yaml: variants.{variant}.eval.n_samples = {n}: at most the test split "
+                           f"size ({n_test}), since the real-vs-real floor is measured at the same N"])
     return n
 
 

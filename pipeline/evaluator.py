@@ -34,7 +34,7 @@ def train_classifier(cfg: EvaluatorConfig, data: Prepared) -> tuple[EvaluatorCNN
     torch.manual_seed(cfg.seed)
     x = torch.from_numpy(to_unit_range(data.x_train))
     y = torch.from_numpy(data.y_train)
-    model = EvaluatorCNN(data.spec.channels, data.spec.num_classes, cfg.feature_dim)
+    model = EvaluatorCNN(data.spec.channels, data.spec.num_classes, cfg.feature_dim, data.spec.image_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     generator = torch.Generator().manual_seed(cfg.seed)
     for _ in tqdm(range(cfg.epochs), desc="evaluator", unit="epoch", disable=None):
@@ -63,13 +63,13 @@ def build_evaluator(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     arch = {"channels": data.spec.channels, "num_classes": data.spec.num_classes,
-            "feature_dim": cfg.feature_dim}
+            "feature_dim": cfg.feature_dim, "image_size": data.spec.image_size}
     torch.save({"arch": arch, "state_dict": model.state_dict()}, tmp / "evaluator.pt")
     train_features = extract_features(model, to_unit_range(data.x_train))
     train_mu, train_cov = feature_stats(train_features)
     save_npz(tmp / "reference.npz", train_features=train_features, train_mu=train_mu, train_cov=train_cov,
              test_features=extract_features(model, to_unit_range(data.x_test)))
-    meta = {"dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN(feature_dim={cfg.feature_dim})",
+    meta = {"dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({arch})",
             "test_accuracy": test_accuracy, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     if out_dir.exists():

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline import tracking
-from pipeline.evaluate import evaluate_generator
+from pipeline.evaluate import evaluate_generator, sample_count
 from pipeline.images import make_grid, save_png, to_uint8
 from pipeline.metrics.features import load_evaluator
 from pipeline.sampling import draw, load_generator
@@ -22,10 +22,12 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     setup_logging()
-    params_or_exit(args.params, lambda p: p.variant(args.variant))
+    evaluator = load_evaluator(args.evaluator)
+    params_or_exit(args.params, lambda p: sample_count(p.variant(args.variant), len(evaluator.test_features),
+                                                       args.variant))
 
     family, nets, spec = load_generator(args.model)
-    metrics = evaluate_generator(family, nets, spec, load_evaluator(args.evaluator))
+    metrics = evaluate_generator(family, nets, spec, evaluator)
     save_png(make_grid(to_uint8(draw(family, nets, 64, seed=0))), args.samples)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
