@@ -79,12 +79,13 @@ def make_ema(module: nn.Module) -> nn.Module:
 
 @torch.no_grad()
 def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
-    """theta_ema <- beta * theta_ema + (1 - beta) * theta, with beta = min(decay, (1 + t) / (10 + t)).
+    """theta_ema <- beta * theta_ema + (1 - beta) * theta, with beta = min(decay, t / (t + 1)).
 
-    The warm-up on beta lets the average forget the random initialisation quickly. Buffers
+    For the first 1 / (1 - decay) steps this is the plain mean of all weights so far (so the random
+    initialisation is not remembered for long); after that the configured decay holds. Buffers
     (BatchNorm running statistics) are copied, not averaged.
     """
-    beta = min(decay, (1.0 + step) / (10.0 + step))
+    beta = min(decay, step / (step + 1.0))
     for p_ema, p in zip(ema.parameters(), model.parameters()):
         p_ema.lerp_(p.detach(), 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), model.buffers()):

@@ -10,7 +10,7 @@ import logging
 import os
 from typing import Any, Callable
 
-import pipeline.train.ray_env  # noqa: F401  (must precede `import ray`)
+from pipeline.train.ray_env import TRAIN_POLL_ENV  # (must precede `import ray`)
 import ray
 from ray.train import CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
@@ -33,10 +33,11 @@ def init_ray() -> None:
     """Join ``RAY_ADDRESS`` if set, else start an embedded single-node Ray on loopback (once)."""
     if ray.is_initialized():
         return
+    runtime_env = {"env_vars": {TRAIN_POLL_ENV: os.environ[TRAIN_POLL_ENV]}}
     if os.environ.get("RAY_ADDRESS"):
-        ray.init(address=os.environ["RAY_ADDRESS"], log_to_driver=True)
+        ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, log_to_driver=True)
     else:
-        ray.init(include_dashboard=False, log_to_driver=True)
+        ray.init(include_dashboard=False, runtime_env=runtime_env, log_to_driver=True)
 
 
 def run_training(job: TrainJob, cfg: TrainingConfig, storage_path: str, run_name: str,
