@@ -2,9 +2,9 @@
 
 Outputs (paths come from the stage): ``models/<variant>/`` with the final sampling generator,
 ``config.json``, ``spec.json`` and ``run.json`` (the MLflow run id that ``evaluate`` logs into), and
-the per-step scalars as CSV for ``dvc plots``. Ray's checkpoints live in ``<storage>/<variant>``;
-a re-run with the same config resumes there (and keeps its MLflow run), a changed config starts
-fresh.
+the per-step scalars as CSV for ``dvc plots``. Ray's checkpoints live in ``<storage>/<variant>``:
+a re-run after an interruption with the same config resumes there (and keeps its MLflow run); a
+finished run or a changed config starts fresh.
 """
 
 from __future__ import annotations
@@ -46,10 +46,13 @@ def open_run(root: Path, storage: Path, name: str, params: Params, dataset_sha: 
     digest = config_hash(cfg)
     if marker.is_file():
         previous = json.loads(marker.read_text())
-        if previous["config_hash"] == digest and tracking.run_exists(uri, previous["run_id"]):
-            log.info("same config as the stored run %s: resuming it", previous["run_id"])
+        if (previous["config_hash"] == digest and not previous.get("finished")
+                and tracking.run_exists(uri, previous["run_id"])):
+            log.info("an interrupted run with the same config exists (%s): resuming it", previous["run_id"])
             return previous["run_id"]
-        log.info("config changed since the stored run: starting fresh")
+        # A finished run is not resumed: DVC re-runs a finished stage only when code or data changed.
+        log.info("starting fresh (the stored run %s)", "finished" if previous.get("finished") else
+                 "has another config")
         shutil.rmtree(storage / name, ignore_errors=True)
     tags = {"variant": name, "family": cfg.family, "dataset": cfg.dataset, "dataset_sha256": dataset_sha,
             "params_hash": digest, "git_commit": tracking.git_commit(root), "dvc_stage": f"train@{name}"}
@@ -83,6 +86,8 @@ def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plo
                    {"run_id": run_id, "tracking_uri": uri, "config_hash": config_hash(cfg),
                     "dataset_sha256": data.sha256, "epochs": state["epoch"], "steps": state["step"]})
     tracking.log_generator_model(uri, run_id, nets[family.sampling_net_name], family.input_example(2))
+    marker = storage / f"{name}.run.json"
+    marker.write_text(json.dumps({**json.loads(marker.read_text()), "finished": True}) + "\n")
     return dict(result.metrics or {})
 
 
