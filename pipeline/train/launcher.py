@@ -26,6 +26,8 @@ def ray_worker_entry(job: dict[str, Any]) -> None:
     from pipeline.train.ray_session import RayTrainSession
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Ray logs two long lines per report (every epoch); our loop logs progress itself.
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
     train_loop(job, RayTrainSession())
 
 

@@ -103,8 +103,9 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
             logger.flush()
             logger.log_image(_sample_grid(family, nets, cfg.seed, job.grid_samples), "samples", epoch + 1)
         _report(session, metrics, nets, opts, job, history, epoch + 1)
-        if rank == 0:
-            log.info("%s epoch %d/%d: %s", job.variant_name, epoch + 1, cfg.epochs,
+        if rank == 0 and (epoch == start_epoch or (epoch + 1) % max(1, cfg.epochs // 20) == 0):
+            log.info("%s epoch %d/%d (%.0f%%): %s", job.variant_name, epoch + 1, cfg.epochs,
+                     100 * (epoch + 1) / cfg.epochs,
                      ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step")))
 
 
