@@ -18,7 +18,7 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     setup_logging()
-    params = params_or_exit(args.params, lambda p: (p.variant(args.variant), check_runtime(p, args.variant)))
+    params = params_or_exit(args.params, lambda p: check_runtime(p, args.variant))
     metrics = train_variant(params, args.variant, Path(args.data), Path(args.out), Path(args.plots),
                             Path(args.storage), ROOT)
     logging.info("trained %s: %s", args.variant, metrics)

@@ -82,11 +82,35 @@ def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> Non
     """theta_ema <- beta * theta_ema + (1 - beta) * theta, with beta = min(decay, t / (t + 1)).
 
     For the first 1 / (1 - decay) steps this is the plain mean of all weights so far (so the random
-    initialisation is not remembered for long); after that the configured decay holds. Buffers
-    (BatchNorm running statistics) are copied, not averaged.
+    initialisation is not remembered for long); after that the configured decay holds. Buffers are
+    not averaged: BatchNorm statistics of the averaged weights come from
+    :func:`recalibrate_batchnorm` (G's own statistics do not fit them).
     """
     beta = min(decay, step / (step + 1.0))
     for p_ema, p in zip(ema.parameters(), model.parameters()):
         p_ema.lerp_(p.detach(), 1.0 - beta)
-    for b_ema, b in zip(ema.buffers(), model.buffers()):
-        b_ema.copy_(b)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(module: nn.Module, make_input: Callable[[torch.Generator], torch.Tensor],
+                          batches: int = 8, seed: int = 0) -> None:
+    """Re-estimate every BatchNorm's running mean/var from ``module``'s own activations.
+
+    Averaged weights need statistics of their own (as in SWA's ``update_bn``): we reset them and
+    run ``batches`` forward passes in train mode with momentum None (an exact cumulative mean).
+    Deterministic for a seed; leaves the module in eval mode.
+    """
+    norms = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    module.train()
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(batches):
+        module(make_input(generator))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    module.eval()

@@ -3,8 +3,9 @@
 One step (Goodfellow et al. 2014, Algorithm 1 with k = 1):
   D phase: minimise L_D = -E[log D(T(x))] - E[log(1 - D(T(G(z))))]
   G phase: minimise L_G = E[log(1 - D(T(G(z))))] (``minimax``) or -E[log D(T(G(z)))] (``nonsaturating``)
-where T is DiffAugment (identity when ``augment`` is empty). With ``ema_decay > 0`` an exponential
-moving average of G's weights (``G_ema``) is kept and used for sampling.
+where T is DiffAugment (identity when ``augment`` is empty). An exponential moving average of G's
+weights (``G_ema``; ``ema_decay: 0`` makes it a copy of G) draws the samples, with BatchNorm
+statistics re-estimated from its own activations before sampling.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import torch
 from pipeline.augment import diff_augment
 from pipeline.config import DcganConfig
 from pipeline.data import DataSpec
-from pipeline.families.base import Nets, Optimizers, StepEnv, grad_norm, make_ema, update_ema
+from pipeline.families.base import (Nets, Optimizers, StepEnv, grad_norm, make_ema, recalibrate_batchnorm,
+                                    update_ema)
 from pipeline.losses import GENERATOR_LOSSES, discriminator_bce
 from pipeline.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
@@ -84,9 +86,7 @@ class DCGANFamily:
                cond: torch.Tensor | None = None) -> torch.Tensor:
         assert cond is None, "DCGAN is unconditional; set conditional: true for a cGAN"
         G = nets[self.sampling_net_name]
-        was_training = G.training
-        G.eval()
+        device = next(G.parameters()).device
+        recalibrate_batchnorm(G, lambda g: torch.randn(256, G.z_dim, generator=g).to(device))
         z = torch.randn(n, G.z_dim, generator=generator)
-        images = G(z.to(next(G.parameters()).device))
-        G.train(was_training)
-        return images  # [n, C, H, W] in [-1, 1]
+        return G(z.to(device))  # [n, C, H, W] in [-1, 1]

@@ -37,12 +37,17 @@ def check_runtime(params: Params, name: str) -> None:
                            "and no RAY_ADDRESS cluster to run on; set use_gpu: false"])
 
 
+def run_marker(storage: Path, name: str) -> Path:
+    """``{run_id, config_hash, finished}`` of the last training of ``name`` (beside Ray's storage)."""
+    return storage / f"{name}.run.json"
+
+
 def open_run(root: Path, storage: Path, name: str, params: Params, dataset_sha: str) -> str:
     """The MLflow run for this training: the interrupted run's if the config is unchanged, else new."""
     cfg = params.variant(name)
     uri = tracking.tracking_uri(root)
     experiment_id = tracking.ensure_experiment(uri, root)
-    marker = storage / f"{name}.run.json"
+    marker = run_marker(storage, name)
     digest = config_hash(cfg)
     if marker.is_file():
         previous = json.loads(marker.read_text())
@@ -86,7 +91,7 @@ def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plo
                    {"run_id": run_id, "tracking_uri": uri, "config_hash": config_hash(cfg),
                     "dataset_sha256": data.sha256, "epochs": state["epoch"], "steps": state["step"]})
     tracking.log_generator_model(uri, run_id, nets[family.sampling_net_name], family.input_example(2))
-    marker = storage / f"{name}.run.json"
+    marker = run_marker(storage, name)
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "finished": True}) + "\n")
     return dict(result.metrics or {})
 
@@ -101,4 +106,6 @@ def _write_outputs(out_dir: Path, plots_path: Path, family, nets, spec, history,
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     plots_path.parent.mkdir(parents=True, exist_ok=True)
-    write_history(plots_path, history)
+    tmp_plots = plots_path.with_name(plots_path.name + ".tmp")
+    write_history(tmp_plots, history)
+    os.replace(tmp_plots, plots_path)

@@ -29,18 +29,23 @@ def test_fid_from_samples_approaches_the_closed_form():
     assert fid(x, y) == pytest.approx(4.0, rel=0.03)
 
 
-def test_fid_agrees_with_torchmetrics_on_identical_features():
-    torchmetrics_fid = pytest.importorskip("torchmetrics.image.fid")
-    rng = np.random.default_rng(3)
-    real, fake = rng.normal(size=(300, 12)), rng.normal(0.3, 1.2, size=(300, 12))
+def identity_extractor(dim: int) -> torch.nn.Module:
+    """A torchmetrics feature extractor that passes features through, so both sides see the same ones."""
 
     class Identity(torch.nn.Module):
-        num_features = 12
+        num_features = dim
 
         def forward(self, x):
             return x
 
-    metric = torchmetrics_fid.FrechetInceptionDistance(feature=Identity(), normalize=True)
+    return Identity()
+
+
+def test_fid_agrees_with_torchmetrics_on_identical_features():
+    torchmetrics_fid = pytest.importorskip("torchmetrics.image.fid")
+    rng = np.random.default_rng(3)
+    real, fake = rng.normal(size=(300, 12)), rng.normal(0.3, 1.2, size=(300, 12))
+    metric = torchmetrics_fid.FrechetInceptionDistance(feature=identity_extractor(12), normalize=True)
     metric.update(torch.tensor(real, dtype=torch.float64), real=True)
     metric.update(torch.tensor(fake, dtype=torch.float64), real=False)
     assert fid(real, fake) == pytest.approx(metric.compute().item(), rel=1e-4)
@@ -68,14 +73,7 @@ def test_kid_agrees_with_torchmetrics_on_one_full_subset():
     torchmetrics_kid = pytest.importorskip("torchmetrics.image.kid")
     rng = np.random.default_rng(6)
     real, fake = rng.normal(size=(100, 6)), rng.normal(0.2, 1, size=(100, 6))
-
-    class Identity(torch.nn.Module):
-        num_features = 6
-
-        def forward(self, x):
-            return x
-
-    metric = torchmetrics_kid.KernelInceptionDistance(feature=Identity(), subsets=1, subset_size=100,
+    metric = torchmetrics_kid.KernelInceptionDistance(feature=identity_extractor(6), subsets=1, subset_size=100,
                                                       normalize=True)
     metric.update(torch.tensor(real, dtype=torch.float64), real=True)
     metric.update(torch.tensor(fake, dtype=torch.float64), real=False)

@@ -55,3 +55,21 @@ def test_cutout_zeroes_at_most_a_quarter_of_each_image():
 def test_no_policies_is_identity():
     x = torch.randn(2, 1, 8, 8)
     assert torch.equal(diff_augment(x, []), x)
+
+
+def test_recalibrated_batchnorm_holds_the_statistics_of_the_modules_own_activations():
+    from pipeline.families.base import recalibrate_batchnorm
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+    net[1].running_mean.fill_(100.0)  # stale statistics, e.g. copied from another network
+    inputs = []
+
+    def make_input(generator):
+        inputs.append(torch.randn(50, 3, generator=generator) + 2.0)
+        return inputs[-1]
+
+    recalibrate_batchnorm(net, make_input, batches=4)
+    with torch.no_grad():
+        activations = net[0](torch.cat(inputs))
+    assert torch.allclose(net[1].running_mean, activations.mean(0), atol=1e-5)
+    assert not net.training
