@@ -26,20 +26,32 @@ def ray_worker_entry(job: dict[str, Any]) -> None:
     from pipeline.train.ray_session import RayTrainSession
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    # Ray logs two long lines per report (every epoch); our loop logs progress itself.
-    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers + logging.getLogger("ray").handlers:
+        handler.addFilter(_drop_per_report_lines)
     train_loop(job, RayTrainSession())
 
 
+def _drop_per_report_lines(record: logging.LogRecord) -> bool:
+    """Ray Train logs two long lines per report (every epoch); the loop logs its own progress."""
+    message = str(record.msg)
+    return not message.startswith(("Reporting training result", "Checkpoint successfully created"))
+
+
 def init_ray() -> None:
-    """Join ``RAY_ADDRESS`` if set, else start an embedded single-node Ray on loopback (once)."""
+    """Join ``RAY_ADDRESS`` if set, else start an embedded single-node Ray on loopback (once).
+
+    The embedded Ray's dashboard is at http://127.0.0.1:8265 while a stage runs.
+    """
     if ray.is_initialized():
         return
     runtime_env = {"env_vars": {TRAIN_POLL_ENV: os.environ[TRAIN_POLL_ENV]}}
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, log_to_driver=True)
     else:
-        ray.init(include_dashboard=False, runtime_env=runtime_env, log_to_driver=True)
+        # The dashboard (loopback only) also serves the State API that Ray Train's clean-up actor
+        # polls; without it that actor logs a warning every second.
+        ray.init(include_dashboard=True, dashboard_host="127.0.0.1", runtime_env=runtime_env,
+                 log_to_driver=True)
 
 
 def run_training(job: TrainJob, cfg: TrainingConfig, storage_path: str, run_name: str,
