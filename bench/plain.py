@@ -9,7 +9,7 @@ from typing import Iterator
 import torch
 
 from pipeline.config import TrainingConfig
-from pipeline.data import Prepared, to_unit_range
+from pipeline.data import Prepared, as_training_array
 from pipeline.families import Family, Nets, family_for
 from pipeline.families.base import StepEnv
 from pipeline.train.loop import epoch_seed
@@ -22,7 +22,7 @@ def plain_epochs(cfg: TrainingConfig, data: Prepared) -> Iterator[tuple[int, Fam
     torch.manual_seed(cfg.seed)
     nets = family.build(data.spec)
     opts = family.optimizers(nets)
-    batches = ShardedBatches(torch.from_numpy(to_unit_range(data.x_train)), torch.from_numpy(data.y_train),
+    batches = ShardedBatches(torch.from_numpy(as_training_array(data.x_train)), torch.from_numpy(data.y_train),
                              cfg.batch_size, 0, 1, cfg.seed)
     env = StepEnv(step=0, device=torch.device("cpu"), sync_grads=lambda params: None)
     for epoch in range(cfg.epochs):

@@ -14,7 +14,7 @@ import numpy as np
 
 
 def sample_command(args: argparse.Namespace) -> int:
-    from pipeline.images import make_grid, save_png, to_uint8
+    from pipeline.images import preview, save_png
     from pipeline.sampling import draw, load_generator
 
     model_dir = Path(args.models) / args.variant
@@ -23,13 +23,14 @@ def sample_command(args: argparse.Namespace) -> int:
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    images = draw(family, nets, args.n, args.seed)  # [N, C, H, W] in [-1, 1]
+    samples = draw(family, nets, args.n, args.seed)  # images [N, C, H, W] in [-1, 1] or points [N, 2]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(out, images=images, labels=np.full(len(images), -1, dtype=np.int64))
+    key = "points" if samples.ndim == 2 else "images"
+    np.savez(out, **{key: samples}, labels=np.full(len(samples), -1, dtype=np.int64))
     if args.png:
-        save_png(make_grid(to_uint8(images[:256])), args.png)
-    print(f"wrote {len(images)} samples {list(images.shape[1:])} to {out}" + (f" and {args.png}" if args.png else ""))
+        save_png(preview(samples if samples.ndim == 2 else samples[:256]), args.png)
+    print(f"wrote {len(samples)} {key} {list(samples.shape[1:])} to {out}" + (f" and {args.png}" if args.png else ""))
     return 0
 
 
@@ -39,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     sample = commands.add_parser("sample", help="draw samples from a trained variant")
     sample.add_argument("variant", help="variant name in params.yaml (its model is models/VARIANT)")
     sample.add_argument("-n", type=int, default=64, help="number of samples")
-    sample.add_argument("--out", required=True, help=".npz to write: images [N, C, H, W] in [-1, 1], labels [N]")
-    sample.add_argument("--png", help="also write a grid of (up to 256) samples as PNG")
+    sample.add_argument("--out", required=True,
+                        help=".npz to write: images [N, C, H, W] in [-1, 1] or points [N, 2], and labels [N]")
+    sample.add_argument("--png", help="also write a picture: a grid of (up to 256) images or a scatter of points")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--models", default="models", help="directory holding the trained models")
     args = parser.parse_args(argv)

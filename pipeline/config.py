@@ -37,7 +37,7 @@ def _power_of_two(value: int) -> int:
 
 
 class DatasetConfig(Strict):
-    """A dataset that ``prepare@<name>`` turns into ``data/prepared/<name>.npz``."""
+    """An image dataset that ``prepare@<name>`` turns into ``data/prepared/<name>.npz``."""
 
     kind: Literal["digits"]
     image_size: int = Field(16, ge=8, le=64, description="side of the square images")
@@ -45,6 +45,22 @@ class DatasetConfig(Strict):
     seed: int = Field(0, ge=0, description="seed of the stratified train/test split")
 
     _pow2 = field_validator("image_size")(_power_of_two)
+
+
+class MixtureDatasetConfig(Strict):
+    """A 2-D Gaussian mixture of the mode-collapse benchmarks (REFERENCE.md)."""
+
+    kind: Literal["ring8", "grid25"]
+    n_train: int = Field(100_000, ge=100, description="training points (PacGAN: 100,000)")
+    n_test: int = Field(2_500, ge=100, description="held-out points (the real-vs-real floor)")
+    seed: int = Field(0, ge=0)
+
+
+# Explicit registry: dataset kind -> its params schema.
+DATASET_SCHEMAS: dict[str, type[Strict]] = {
+    "digits": DatasetConfig, "ring8": MixtureDatasetConfig, "grid25": MixtureDatasetConfig,
+}
+POINT_DATASETS = ("ring8", "grid25")
 
 
 class EvaluatorConfig(Strict):
@@ -100,18 +116,37 @@ class DcganConfig(TrainingConfig):
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
 
 
-# Explicit registry: family name -> its params schema. Adding a family adds one line here.
-VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {"dcgan": DcganConfig}
+class GanConfig(TrainingConfig):
+    """The original GAN (Goodfellow et al. 2014): MLP G and D, on 2-D points or flattened images."""
 
-# Smallest image side each family's architecture can produce (it grows from 4x4 by doubling).
-MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8}
+    family: Literal["gan"]
+    z_dim: int = Field(2, ge=1)
+    g_hidden: int = Field(400, ge=1)
+    g_layers: int = Field(4, ge=1)
+    d_hidden: int = Field(200, ge=1)
+    d_layers: int = Field(3, ge=1)
+    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"
+    lr_g: float = Field(1e-4, gt=0.0)
+    lr_d: float = Field(1e-4, gt=0.0)
+    beta1: float = Field(0.8, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="0 disables the EMA generator")
+
+
+# Explicit registry: family name -> its params schema. Adding a family adds one line here.
+VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {"dcgan": DcganConfig, "gan": GanConfig}
+
+# Smallest image side each family's architecture can produce (DCGAN grows from 4x4 by doubling).
+MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8, "gan": 1}
+# Families that can only model images (not 2-D points).
+IMAGE_ONLY_FAMILIES = ("dcgan",)
 
 
 @dataclass(frozen=True)
 class Params:
     """All validated params. ``variants`` values are family-specific ``TrainingConfig`` subclasses."""
 
-    datasets: dict[str, DatasetConfig]
+    datasets: dict[str, DatasetConfig | MixtureDatasetConfig]
     evaluators: dict[str, EvaluatorConfig]
     variants: dict[str, TrainingConfig]
 
@@ -163,7 +198,7 @@ def _format_errors(err: ValidationError, model: type[BaseModel], prefix: tuple =
     return lines
 
 
-def _validate_variant(name: str, raw: Any, datasets: dict[str, DatasetConfig],
+def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
                       declared: set[str]) -> tuple[Any, list[str]]:
     where = f"params.yaml: variants.{name}"
     if not isinstance(raw, dict):
@@ -181,8 +216,13 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, DatasetConfig],
         problems.append(f"{where}.dataset = {cfg.dataset!r}: unknown dataset; "
                         f"allowed: {', '.join(sorted(declared)) or '(none declared under datasets)'}")
     elif cfg.dataset in datasets:  # (an invalid dataset entry was already reported)
-        size = datasets[cfg.dataset].image_size
-        if size < MIN_IMAGE_SIZE[family]:
+        dataset = datasets[cfg.dataset]
+        if isinstance(dataset, MixtureDatasetConfig):
+            if family in IMAGE_ONLY_FAMILIES:
+                problems.append(f"{where}.dataset = {cfg.dataset!r}: family {family!r} needs an image "
+                                f"dataset, {cfg.dataset!r} is 2-D points")
+        elif dataset.image_size < MIN_IMAGE_SIZE[family]:
+            size = dataset.image_size
             problems.append(f"params.yaml: datasets.{cfg.dataset}.image_size = {size}: family {family!r} "
                             f"(variant {name}) needs at least {MIN_IMAGE_SIZE[family]}")
     if cfg.batch_size % cfg.num_workers or cfg.batch_size // cfg.num_workers < 2:
@@ -200,10 +240,14 @@ def parse_params(raw: Any) -> Params:
     except ValidationError as err:
         raise ConfigError(_format_errors(err, _TopLevel)) from None
     problems: list[str] = []
-    datasets = _validate_section("datasets", top.datasets, DatasetConfig, problems)
+    datasets = _validate_datasets(top.datasets, problems)
     evaluators = _validate_section("evaluators", top.evaluators, EvaluatorConfig, problems)
     problems += [f"params.yaml: evaluators.{name}: no dataset of that name; allowed: {', '.join(top.datasets)}"
                  for name in evaluators if name not in top.datasets]
+    problems += [f"params.yaml: variants.{name}.dataset = {raw['dataset']!r}: evaluate needs an evaluator; "
+                 f"add `{raw['dataset']}: {{}}` under evaluators"
+                 for name, raw in top.variants.items()
+                 if isinstance(raw, dict) and raw.get("dataset") in top.datasets and raw["dataset"] not in top.evaluators]
     variants = {}
     for name, raw_variant in top.variants.items():
         cfg, variant_problems = _validate_variant(name, raw_variant, datasets, set(top.datasets))
@@ -212,6 +256,19 @@ def parse_params(raw: Any) -> Params:
     if problems:
         raise ConfigError(problems)
     return Params(datasets=datasets, evaluators=evaluators, variants=variants)
+
+
+def _validate_datasets(entries: dict[str, Any], problems: list[str]) -> dict[str, Any]:
+    """Each dataset is validated by the schema of its ``kind``."""
+    valid = {}
+    for name, entry in entries.items():
+        kind = entry.get("kind") if isinstance(entry, dict) else None
+        if kind not in DATASET_SCHEMAS:
+            problems.append(f"params.yaml: datasets.{name}.kind = {kind!r}: unknown dataset kind; "
+                            f"allowed: {', '.join(DATASET_SCHEMAS)}")
+            continue
+        valid.update(_validate_section("datasets", {name: entry}, DATASET_SCHEMAS[kind], problems))
+    return valid
 
 
 def _validate_section(section: str, entries: dict[str, Any], schema: type[Strict],

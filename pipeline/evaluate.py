@@ -1,14 +1,18 @@
 """Evaluate a trained variant against its dataset's evaluator (DESIGN.md section 5).
 
-All metrics are measured at one N (the size of the test split unless ``eval.n_samples`` is
+Images: all metrics are measured at one N (the size of the test split unless ``eval.n_samples`` is
 smaller): generated samples and the real test split are each compared with the real train split,
 so the real-vs-real value is the floor a generator can reach at that N. An untrained generator of
-the same architecture is measured too, as the ceiling.
+the same architecture is measured too, as the ceiling. 2-D mixtures: the PacGAN mode metrics on N
+samples (2,500 by default, the size of the test split), with the real test points as the floor.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +21,8 @@ from pipeline.config import ConfigError, TrainingConfig
 from pipeline.data import DataSpec
 from pipeline.families import Family, Nets, family_for
 from pipeline.metrics import feature_stats, frechet_distance, kid
-from pipeline.metrics.features import Evaluator
+from pipeline.metrics.features import Evaluator, load_evaluator
+from pipeline.metrics.modes import mode_metrics
 from pipeline.sampling import draw
 
 log = logging.getLogger(__name__)
@@ -71,3 +76,30 @@ def evaluate_generator(family: Family, nets: Nets, spec: DataSpec, evaluator: Ev
              metrics["fid"], metrics["fid_floor"], metrics["fid_over_floor"], metrics["fid_untrained"],
              metrics["kid_mean"], metrics["kid_std"])
     return metrics
+
+
+def evaluate_points(family: Family, nets: Nets, spec: DataSpec, reference: dict, x_test: np.ndarray) -> dict:
+    """Mode metrics of N generated points, of the real test points (floor) and of an untrained G."""
+    cfg = family.cfg
+    n = sample_count(cfg, len(x_test))
+    means, std = np.asarray(reference["modes"]), reference["mode_std"]
+    metrics = mode_metrics(draw(family, nets, n, cfg.eval.seed), means, std)
+    metrics.update({f"{k}_floor": v for k, v in mode_metrics(x_test[:n], means, std).items()})
+    torch.manual_seed(cfg.seed)
+    untrained = family_for(cfg)
+    metrics["modes_untrained"] = mode_metrics(draw(untrained, untrained.build(spec), n, cfg.eval.seed),
+                                              means, std)["modes"]
+    metrics["n_samples"] = n
+    # No high-quality sample at all makes the reverse KL infinite; JSON and MLflow get null instead.
+    metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}
+    log.info("modes %d/%d, high quality %.1f%%, reverse KL %s", metrics["modes"], len(means),
+             100 * metrics["high_quality"], metrics["reverse_kl"])
+    return metrics
+
+
+def evaluate_variant(family: Family, nets: Nets, spec: DataSpec, evaluator_dir: str, x_test: np.ndarray) -> dict:
+    """The family-independent entry point: mode metrics for 2-D points, FID/KID for images."""
+    meta = json.loads((Path(evaluator_dir) / "meta.json").read_text())
+    if meta["kind"] == "modes":
+        return evaluate_points(family, nets, spec, meta, x_test)
+    return evaluate_generator(family, nets, spec, load_evaluator(evaluator_dir))

@@ -56,23 +56,41 @@ def accuracy(model: EvaluatorCNN, images_uint8: np.ndarray, labels: np.ndarray) 
 
 
 def build_evaluator(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -> dict:
-    """Train, extract reference features and write ``out_dir`` atomically; returns its meta dict."""
+    """Write ``out_dir`` atomically; returns its meta dict.
+
+    Images: train the classifier and store the real reference features. 2-D mixtures: nothing to
+    train; the evaluator is the known modes (means and std) the mode metrics assign samples to.
+    """
+    if data.spec.point_dim:
+        meta = {"kind": "modes", "dataset_sha256": data.sha256, "modes": data.meta["modes"],
+                "mode_std": data.meta["mode_std"], "n_test": int(len(data.x_test)), "test_accuracy": None}
+        _write_atomically(out_dir, lambda tmp: None, meta)
+        return meta
     model, test_accuracy = train_classifier(cfg, data)
     log.info("evaluator test accuracy %.4f", test_accuracy)
+    arch = {"channels": data.spec.channels, "num_classes": data.spec.num_classes,
+            "feature_dim": cfg.feature_dim, "image_size": data.spec.image_size}
+
+    def write(tmp: Path) -> None:
+        torch.save({"arch": arch, "state_dict": model.state_dict()}, tmp / "evaluator.pt")
+        train_features = extract_features(model, to_unit_range(data.x_train))
+        train_mu, train_cov = feature_stats(train_features)
+        save_npz(tmp / "reference.npz", train_features=train_features, train_mu=train_mu, train_cov=train_cov,
+                 test_features=extract_features(model, to_unit_range(data.x_test)))
+
+    meta = {"kind": "classifier", "dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({arch})",
+            "test_accuracy": test_accuracy, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}
+    _write_atomically(out_dir, write, meta)
+    return meta
+
+
+def _write_atomically(out_dir: str | Path, write, meta: dict) -> None:
+    """``write(tmp_dir)`` plus ``meta.json`` into a temporary sibling, then rename it to ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    arch = {"channels": data.spec.channels, "num_classes": data.spec.num_classes,
-            "feature_dim": cfg.feature_dim, "image_size": data.spec.image_size}
-    torch.save({"arch": arch, "state_dict": model.state_dict()}, tmp / "evaluator.pt")
-    train_features = extract_features(model, to_unit_range(data.x_train))
-    train_mu, train_cov = feature_stats(train_features)
-    save_npz(tmp / "reference.npz", train_features=train_features, train_mu=train_mu, train_cov=train_cov,
-             test_features=extract_features(model, to_unit_range(data.x_test)))
-    meta = {"dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({arch})",
-            "test_accuracy": test_accuracy, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}
+    write(tmp)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     if out_dir.exists():
         shutil.rmtree(out_dir)
     os.replace(tmp, out_dir)
-    return meta

@@ -31,6 +31,32 @@ def make_grid(images: np.ndarray, ncol: int | None = None, pad: int = 2, scale: 
     return grid
 
 
+def scatter_points(points: np.ndarray, modes: np.ndarray | None = None, size_px: int = 320) -> np.ndarray:
+    """A scatter plot of 2-D samples [N, 2] (and the true modes, if given) as uint8 RGB [H, W, 3]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(size_px / 80, size_px / 80), dpi=80)
+    ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5, label="samples")
+    if modes is not None:
+        ax.scatter(modes[:, 0], modes[:, 1], s=30, marker="x", color="red", label="modes")
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    fig.canvas.draw()
+    picture = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
+    plt.close(fig)
+    return picture
+
+
+def preview(samples: np.ndarray) -> np.ndarray:
+    """A picture of samples: a grid of images [N, C, H, W] in [-1, 1], or a scatter of points [N, 2]."""
+    if samples.ndim == 2:
+        return scatter_points(samples)
+    return make_grid(to_uint8(samples))
+
+
 def save_png(picture: np.ndarray, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(path)

@@ -4,11 +4,13 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline import tracking
-from pipeline.evaluate import evaluate_generator, sample_count
-from pipeline.images import make_grid, save_png, to_uint8
-from pipeline.metrics.features import load_evaluator
+from pipeline.data import load_prepared
+from pipeline.evaluate import evaluate_variant, sample_count
+from pipeline.images import preview, save_png, scatter_points
 from pipeline.sampling import draw, load_generator
 
 
@@ -16,19 +18,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variant", required=True)
     parser.add_argument("--model", required=True, help="trained model directory")
+    parser.add_argument("--data", required=True, help="prepared .npz of the variant's dataset")
     parser.add_argument("--evaluator", required=True, help="evaluator directory of the dataset")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write")
-    parser.add_argument("--samples", required=True, help="PNG grid of samples to write")
+    parser.add_argument("--samples", required=True, help="PNG of samples to write")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     setup_logging()
-    evaluator = load_evaluator(args.evaluator)
-    params_or_exit(args.params, lambda p: sample_count(p.variant(args.variant), len(evaluator.test_features),
-                                                       args.variant))
+    data = load_prepared(args.data)
+    params_or_exit(args.params, lambda p: sample_count(p.variant(args.variant), len(data.x_test), args.variant))
 
     family, nets, spec = load_generator(args.model)
-    metrics = evaluate_generator(family, nets, spec, evaluator)
-    save_png(make_grid(to_uint8(draw(family, nets, 64, seed=0))), args.samples)
+    metrics = evaluate_variant(family, nets, spec, args.evaluator, data.x_test)
+    if spec.point_dim:
+        picture = scatter_points(draw(family, nets, 2500, seed=0), np.asarray(data.meta["modes"]))
+    else:
+        picture = preview(draw(family, nets, 64, seed=0))
+    save_png(picture, args.samples)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
 

@@ -29,8 +29,10 @@ def main() -> None:
     params = params_or_exit(args.params, check)
     meta = build_evaluator(params.evaluators[args.dataset], load_prepared(args.data), args.out)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.metrics).write_text(json.dumps({"test_accuracy": meta["test_accuracy"]}, indent=2) + "\n")
-    logging.info("evaluator for %s: test accuracy %.4f", args.dataset, meta["test_accuracy"])
+    summary = ({"test_accuracy": meta["test_accuracy"]} if meta["kind"] == "classifier"
+               else {"modes": len(meta["modes"])})
+    Path(args.metrics).write_text(json.dumps(summary, indent=2) + "\n")
+    logging.info("evaluator for %s: %s", args.dataset, summary)
 
 
 if __name__ == "__main__":

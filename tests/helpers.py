@@ -19,3 +19,13 @@ def tiny_params(**variant_overrides) -> dict:
     return {"datasets": {"digits": {"kind": "digits", "image_size": 16}},
             "evaluators": {"digits": {"epochs": 3}},
             "variants": {"dcgan": tiny_variant(**variant_overrides)}}
+
+
+def tiny_points_params() -> dict:
+    """tiny_params plus a small ring8 and an MLP GAN on it."""
+    params = tiny_params()
+    params["datasets"]["ring8"] = {"kind": "ring8", "n_train": 2000, "n_test": 500}
+    params["evaluators"]["ring8"] = {}
+    params["variants"]["gan_ns"] = {"family": "gan", "dataset": "ring8", "epochs": 2, "batch_size": 100,
+                                    "g_hidden": 32, "d_hidden": 32, "lr_g": 1e-3, "lr_d": 1e-3}
+    return params

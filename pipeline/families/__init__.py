@@ -5,9 +5,11 @@ from __future__ import annotations
 from pipeline.config import TrainingConfig
 from pipeline.families.base import Family, Nets, Optimizers, StepEnv
 from pipeline.families.dcgan import DCGANFamily
+from pipeline.families.gan import GANFamily
 
 FAMILIES: dict[str, type] = {
     "dcgan": DCGANFamily,
+    "gan": GANFamily,
 }
 
 

@@ -1,9 +1,7 @@
 """DCGAN family: the convolutional G and D of Radford et al. trained with the 2014 GAN losses.
 
-One step (Goodfellow et al. 2014, Algorithm 1 with k = 1):
-  D phase: minimise L_D = -E[log D(T(x))] - E[log(1 - D(T(G(z))))]
-  G phase: minimise L_G = E[log(1 - D(T(G(z))))] (``minimax``) or -E[log D(T(G(z)))] (``nonsaturating``)
-where T is DiffAugment (identity when ``augment`` is empty). An exponential moving average of G's
+One step is :func:`pipeline.families.adversarial.adversarial_step` (the 2014 GAN objective) with
+T = DiffAugment (identity when ``augment`` is empty). An exponential moving average of G's
 weights (``G_ema``; ``ema_decay: 0`` makes it a copy of G) draws the samples, with BatchNorm
 statistics re-estimated from its own activations before sampling.
 """
@@ -16,9 +14,8 @@ import torch
 from pipeline.augment import diff_augment
 from pipeline.config import DcganConfig
 from pipeline.data import DataSpec
-from pipeline.families.base import (Nets, Optimizers, StepEnv, grad_norm, make_ema, recalibrate_batchnorm,
-                                    update_ema)
-from pipeline.losses import GENERATOR_LOSSES, discriminator_bce
+from pipeline.families.adversarial import adversarial_step
+from pipeline.families.base import Nets, Optimizers, StepEnv, make_ema, recalibrate_batchnorm, update_ema
 from pipeline.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
 
@@ -48,35 +45,12 @@ class DCGANFamily:
     def train_step(self, nets: Nets, opts: Optimizers, batch: tuple[torch.Tensor, torch.Tensor],
                    env: StepEnv) -> dict[str, float]:
         cfg = self.cfg
-        G, D = nets["G"], nets["D"]
         real = batch[0]  # [N, C, H, W] in [-1, 1]
         z = torch.randn(real.shape[0], cfg.z_dim, device=env.device)
-
-        # D phase: fakes are detached so only D's parameters get gradients.
-        fake = G(z)
-        real_logits = D(diff_augment(real, cfg.augment))
-        fake_logits = D(diff_augment(fake.detach(), cfg.augment))
-        loss_d = discriminator_bce(real_logits, fake_logits)
-        opts["D"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        env.sync_grads(D.parameters())
-        opts["D"].step()
-
-        # G phase: gradients flow through (the just-updated) D into G; only G steps.
-        gen_logits = D(diff_augment(fake, cfg.augment))
-        loss_g = GENERATOR_LOSSES[cfg.loss](gen_logits)
-        opts["G"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        env.sync_grads(G.parameters())
-        g_norm = grad_norm(G.parameters())
-        opts["G"].step()
-        update_ema(nets["G_ema"], G, cfg.ema_decay, env.step)
-
-        return {
-            "loss/D": float(loss_d.detach()), "loss/G": float(loss_g.detach()), "grad_norm/G": g_norm,
-            "D/real": float(torch.sigmoid(real_logits.detach()).mean()),
-            "D/fake": float(torch.sigmoid(fake_logits.detach()).mean()),
-        }
+        scalars = adversarial_step(nets["G"], nets["D"], opts, real, z, cfg.loss, env,
+                                   transform=lambda x: diff_augment(x, cfg.augment))
+        update_ema(nets["G_ema"], nets["G"], cfg.ema_decay, env.step)
+        return scalars
 
     def input_example(self, n: int) -> np.ndarray:
         return np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32)

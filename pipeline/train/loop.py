@@ -20,10 +20,10 @@ import numpy as np
 import torch
 
 from pipeline.config import variant_from_dict
-from pipeline.data import load_prepared, to_unit_range
+from pipeline.data import as_training_array, load_prepared
 from pipeline.families import family_for
 from pipeline.families.base import StepEnv
-from pipeline.images import make_grid, to_uint8
+from pipeline.images import preview
 from pipeline.tracking import RunLogger
 from pipeline.train.checkpoint import load_checkpoint, restore, save_checkpoint
 from pipeline.train.distributed import make_grad_sync
@@ -68,7 +68,7 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
     opts = family.optimizers(nets)
     start_epoch, step, history = resume_state(session, nets, opts, job.variant)
 
-    x = torch.from_numpy(to_unit_range(data.x_train)).to(device)
+    x = torch.from_numpy(as_training_array(data.x_train)).to(device)
     y = torch.from_numpy(data.y_train).to(device)
     batches = ShardedBatches(x, y, cfg.batch_size, rank, world, cfg.seed)
     env = StepEnv(step=step, device=device, sync_grads=make_grad_sync(world))
@@ -101,7 +101,8 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
         if logger:
             logger.log_step({"perf/samples_per_s": metrics["perf/samples_per_s"]}, step)
             logger.flush()
-            logger.log_image(_sample_grid(family, nets, cfg.seed, job.grid_samples), "samples", epoch + 1)
+            n_preview = 1000 if data.spec.point_dim else job.grid_samples  # a scatter needs more points
+            logger.log_image(_sample_grid(family, nets, cfg.seed, n_preview), "samples", epoch + 1)
         _report(session, metrics, nets, opts, job, history, epoch + 1)
         if rank == 0 and (epoch == start_epoch or (epoch + 1) % max(1, cfg.epochs // 20) == 0):
             log.info("%s epoch %d/%d (%.0f%%): %s", job.variant_name, epoch + 1, cfg.epochs,
@@ -141,5 +142,4 @@ def _report(session: Session, metrics: dict[str, float], nets: dict, opts: dict,
 
 def _sample_grid(family, nets: dict, seed: int, n: int) -> np.ndarray:
     """The same latent vectors every epoch, so the MLflow image slider shows training progress."""
-    images = family.sample(nets, n, torch.Generator().manual_seed(seed))
-    return make_grid(to_uint8(images.cpu().numpy()))
+    return preview(family.sample(nets, n, torch.Generator().manual_seed(seed)).cpu().numpy())

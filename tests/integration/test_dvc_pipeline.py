@@ -15,7 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from helpers import ROOT, tiny_params
+from helpers import ROOT, tiny_points_params
 
 pytestmark = pytest.mark.integration
 
@@ -41,8 +41,8 @@ def repo_copy(tmp_path_factory) -> Path:
     for generated in ("dvc.lock", "metrics", "plots"):  # outputs of the full-size run
         path = target / generated
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    params = tiny_params(epochs=1)
-    params["variants"]["dcgan"]["eval"] = {"kid_subsets": 5}
+    params = tiny_points_params()
+    params["variants"]["dcgan"].update(epochs=1, eval={"kid_subsets": 5})
     (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     run(["git", "init", "-q"], target)
@@ -61,6 +61,9 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
     assert metrics["n_samples"] == 360 and metrics["fid_floor"] < metrics["fid"]
     assert (repo_copy / "samples" / "dcgan.png").stat().st_size > 0
     assert (repo_copy / "plots" / "train" / "dcgan.csv").read_text().startswith("step,epoch,loss/D")
+    points = json.loads((repo_copy / "metrics" / "gan_ns.json").read_text())
+    assert points["modes_floor"] == 8 and 0 <= points["modes"] <= 8 and points["n_samples"] == 500
+    assert (repo_copy / "samples" / "gan_ns.png").stat().st_size > 0
 
     run_id = json.loads((repo_copy / "models" / "dcgan" / "run.json").read_text())["run_id"]
     mlflow_run = MlflowClient(f"sqlite:///{repo_copy}/mlflow.db").get_run(run_id)
