@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import nn
 
-from pipeline.families.base import Optimizers, StepEnv, grad_norm
+from pipeline.families.base import Nets, Optimizers, StepEnv, grad_norm, recalibrate_batchnorm, update_ema
 from pipeline.losses import GENERATOR_LOSSES, discriminator_bce
 
 
@@ -43,3 +44,47 @@ def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.T
         "D/real": float(torch.sigmoid(real_logits.detach()).mean()),
         "D/fake": float(torch.sigmoid(fake_logits.detach()).mean()),
     }
+
+
+class LatentGANFamily:
+    """What the gan and dcgan families share: Adam for G and D, the adversarial step, an EMA
+    generator (``G_ema``, BatchNorm statistics re-estimated before sampling) and latent sampling.
+
+    Subclasses implement ``build(spec)`` (``G`` with a ``z_dim`` attribute, ``D``, ``G_ema``) and may
+    override ``transform`` (what D sees; DiffAugment for DCGAN). ``cfg`` needs ``z_dim``, ``loss``,
+    ``lr_g``, ``lr_d``, ``beta1``, ``beta2`` and ``ema_decay``.
+    """
+
+    sampling_net_name = "G_ema"
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def transform(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def optimizers(self, nets: Nets) -> Optimizers:
+        cfg = self.cfg
+        betas = (cfg.beta1, cfg.beta2)
+        return {"G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr_g, betas=betas),
+                "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr_d, betas=betas)}
+
+    def train_step(self, nets: Nets, opts: Optimizers, batch: tuple[torch.Tensor, torch.Tensor],
+                   env: StepEnv) -> dict[str, float]:
+        real = batch[0]  # [N, C, H, W] images in [-1, 1] or [N, 2] points
+        z = torch.randn(real.shape[0], self.cfg.z_dim, device=env.device)
+        scalars = adversarial_step(nets["G"], nets["D"], opts, real, z, self.cfg.loss, env, self.transform)
+        update_ema(nets["G_ema"], nets["G"], self.cfg.ema_decay, env.step)
+        return scalars
+
+    def input_example(self, n: int) -> np.ndarray:
+        return np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32)
+
+    @torch.no_grad()
+    def sample(self, nets: Nets, n: int, generator: torch.Generator,
+               cond: torch.Tensor | None = None) -> torch.Tensor:
+        assert cond is None, f"family {self.cfg.family!r} is unconditional"
+        G = nets[self.sampling_net_name]
+        device = next(G.parameters()).device
+        recalibrate_batchnorm(G, lambda g: torch.randn(256, self.cfg.z_dim, generator=g).to(device))
+        return G(torch.randn(n, self.cfg.z_dim, generator=generator).to(device))
