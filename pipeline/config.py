@@ -131,6 +131,7 @@ class GanConfig(TrainingConfig):
     beta1: float = Field(0.8, ge=0.0, lt=1.0)
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="0 disables the EMA generator")
+    compare_losses: bool = Field(True, description="also log G's gradient norm under both generator losses")
 
 
 # Explicit registry: family name -> its params schema. Adding a family adds one line here.

@@ -20,8 +20,14 @@ from pipeline.losses import GENERATOR_LOSSES, discriminator_bce
 
 def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.Tensor, z: torch.Tensor,
                      loss: str, env: StepEnv,
-                     transform: Callable[[torch.Tensor], torch.Tensor] = lambda x: x) -> dict[str, float]:
-    """One D update then one G update; returns the namespaced step scalars."""
+                     transform: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+                     compare_losses: bool = False) -> dict[str, float]:
+    """One D update then one G update; returns the namespaced step scalars.
+
+    With ``compare_losses`` it also reports ``grad_norm/G_<loss>`` for *every* generator loss,
+    computed on the same fakes and the same (just-updated) D as the step itself: the controlled
+    minimax vs non-saturating comparison (Arjovsky & Bottou 2017). Diagnostic only; G steps on ``loss``.
+    """
     # D phase: fakes are detached so only D's parameters get gradients.
     fake = G(z)
     real_logits = D(transform(real))
@@ -33,7 +39,9 @@ def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.T
     opts["D"].step()
 
     # G phase: gradients flow through (the just-updated) D into G; only G steps.
-    loss_g = GENERATOR_LOSSES[loss](D(transform(fake)))
+    gen_logits = D(transform(fake))
+    compared = _generator_grad_norms(G, gen_logits) if compare_losses else {}
+    loss_g = GENERATOR_LOSSES[loss](gen_logits)
     opts["G"].zero_grad(set_to_none=True)
     loss_g.backward()
     env.sync_grads(G.parameters())
@@ -43,7 +51,18 @@ def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.T
         "loss/D": float(loss_d.detach()), "loss/G": float(loss_g.detach()), "grad_norm/G": g_norm,
         "D/real": float(torch.sigmoid(real_logits.detach()).mean()),
         "D/fake": float(torch.sigmoid(fake_logits.detach()).mean()),
+        **compared,
     }
+
+
+def _generator_grad_norms(G: nn.Module, gen_logits: torch.Tensor) -> dict[str, float]:
+    """||dL_G/dtheta_G|| of each generator loss at the same logits (local to this worker)."""
+    params = [p for p in G.parameters() if p.requires_grad]
+    norms = {}
+    for name, loss_fn in GENERATOR_LOSSES.items():
+        grads = torch.autograd.grad(loss_fn(gen_logits), params, retain_graph=True)
+        norms[f"grad_norm/G_{name}"] = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads])))
+    return norms
 
 
 class LatentGANFamily:
@@ -63,6 +82,10 @@ class LatentGANFamily:
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
+    def compare_losses(self) -> bool:
+        """Whether steps also report G's gradient norm under every generator loss."""
+        return False
+
     def optimizers(self, nets: Nets) -> Optimizers:
         cfg = self.cfg
         betas = (cfg.beta1, cfg.beta2)
@@ -73,7 +96,8 @@ class LatentGANFamily:
                    env: StepEnv) -> dict[str, float]:
         real = batch[0]  # [N, C, H, W] images in [-1, 1] or [N, 2] points
         z = torch.randn(real.shape[0], self.cfg.z_dim, device=env.device)
-        scalars = adversarial_step(nets["G"], nets["D"], opts, real, z, self.cfg.loss, env, self.transform)
+        scalars = adversarial_step(nets["G"], nets["D"], opts, real, z, self.cfg.loss, env, self.transform,
+                                   compare_losses=self.compare_losses())
         update_ema(nets["G_ema"], nets["G"], self.cfg.ema_decay, env.step)
         return scalars
 

@@ -44,3 +44,6 @@ class GANFamily(LatentGANFamily):
         G.z_dim = cfg.z_dim
         D = MLPDiscriminator(out_dim, cfg.d_hidden, cfg.d_layers)
         return {"G": G, "D": D, "G_ema": make_ema(G)}
+
+    def compare_losses(self) -> bool:
+        return self.cfg.compare_losses

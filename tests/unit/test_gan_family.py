@@ -58,3 +58,22 @@ def test_gan_trains_on_ring8_and_is_evaluated_with_the_mode_metrics(tmp_path):
     metrics = evaluate_variant(family, nets, spec, str(tmp_path / "evaluator"), data.x_test)
     assert metrics["modes_floor"] == 8 and metrics["high_quality_floor"] > 0.95
     assert 0 <= metrics["modes"] <= 8 and metrics["n_samples"] == 500
+
+
+def test_both_generator_gradient_norms_are_measured_on_the_same_d_and_fakes():
+    import torch
+
+    from pipeline.data import DataSpec
+    from pipeline.families.base import StepEnv
+
+    for loss in ("minimax", "nonsaturating"):
+        raw = tiny_points_params()
+        raw["variants"]["gan_ns"]["loss"] = loss
+        cfg = parse_params(raw).variant("gan_ns")
+        family = family_for(cfg)
+        torch.manual_seed(0)
+        nets = family.build(DataSpec(0, 0, 8, point_dim=2))
+        env = StepEnv(step=0, device=torch.device("cpu"), sync_grads=lambda params: None)
+        scalars = family.train_step(nets, family.optimizers(nets), (torch.randn(16, 2), torch.zeros(16)), env)
+        assert scalars[f"grad_norm/G_{loss}"] == pytest.approx(scalars["grad_norm/G"], rel=1e-5)
+        assert {"grad_norm/G_minimax", "grad_norm/G_nonsaturating"} <= scalars.keys()
