@@ -42,6 +42,14 @@ def sample_count(cfg: TrainingConfig, n_test: int, variant: str = "<variant>") -
     return n
 
 
+def untrained_samples(family: Family, spec: DataSpec, n: int) -> np.ndarray:
+    """``n`` samples of a freshly initialised generator of the same variant (the ceiling of a metric)."""
+    cfg = family.cfg
+    torch.manual_seed(cfg.seed)
+    untrained = family_for(cfg)
+    return draw(untrained, untrained.build(spec), n, cfg.eval.seed)
+
+
 def image_metrics(evaluator: Evaluator, generated: np.ndarray, cfg: TrainingConfig, n: int) -> dict:
     """FID and KID of ``generated`` [n, C, H, W] and of the real test split against the train split."""
     e = cfg.eval
@@ -65,11 +73,7 @@ def evaluate_generator(family: Family, nets: Nets, spec: DataSpec, evaluator: Ev
     n = sample_count(cfg, len(evaluator.test_features))
     generated = draw(family, nets, n, cfg.eval.seed)
     metrics = image_metrics(evaluator, generated, cfg, n)
-    torch.manual_seed(cfg.seed)
-    untrained = family_for(cfg)
-    untrained_nets = untrained.build(spec)
-    metrics["fid_untrained"] = fid_to_reference(
-        evaluator, evaluator.features(draw(untrained, untrained_nets, n, cfg.eval.seed)))
+    metrics["fid_untrained"] = fid_to_reference(evaluator, evaluator.features(untrained_samples(family, spec, n)))
     metrics["evaluator_accuracy"] = evaluator.meta["test_accuracy"]
     metrics["n_samples"] = n
     log.info("FID %.3f (floor %.3f, ratio %s, untrained %.1f); KID %.4f +- %.4f",
@@ -85,10 +89,7 @@ def evaluate_points(family: Family, nets: Nets, spec: DataSpec, reference: dict,
     means, std = np.asarray(reference["modes"]), reference["mode_std"]
     metrics = mode_metrics(draw(family, nets, n, cfg.eval.seed), means, std)
     metrics.update({f"{k}_floor": v for k, v in mode_metrics(x_test[:n], means, std).items()})
-    torch.manual_seed(cfg.seed)
-    untrained = family_for(cfg)
-    metrics["modes_untrained"] = mode_metrics(draw(untrained, untrained.build(spec), n, cfg.eval.seed),
-                                              means, std)["modes"]
+    metrics["modes_untrained"] = mode_metrics(untrained_samples(family, spec, n), means, std)["modes"]
     metrics["n_samples"] = n
     # No high-quality sample at all makes the reverse KL infinite; JSON and MLflow get null instead.
     metrics = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in metrics.items()}

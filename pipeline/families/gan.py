@@ -41,7 +41,6 @@ class GANFamily(LatentGANFamily):
             shape = (spec.channels, spec.image_size, spec.image_size)
             out_dim, tanh = int(np.prod(shape)), True
         G = nn.Sequential(MLPGenerator(cfg.z_dim, out_dim, cfg.g_hidden, cfg.g_layers, tanh=tanh), Reshape(shape))
-        G.z_dim = cfg.z_dim
         D = MLPDiscriminator(out_dim, cfg.d_hidden, cfg.d_layers)
         return {"G": G, "D": D, "G_ema": make_ema(G)}
 
