@@ -15,14 +15,19 @@ import numpy as np
 
 def sample_command(args: argparse.Namespace) -> int:
     from pipeline.images import preview, save_png
-    from pipeline.sampling import draw, load_generator
+    from pipeline.sampling import draw, load_generator, seed_model_dirs
 
-    model_dir = Path(args.models) / args.variant
     try:
-        family, nets, _ = load_generator(model_dir)
+        runs = seed_model_dirs(Path(args.models) / args.variant)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    train_seed = next(iter(runs)) if args.train_seed is None else args.train_seed
+    if train_seed not in runs:
+        print(f"error: --train-seed {train_seed}: {args.variant} was trained with seeds "
+              f"{', '.join(map(str, runs))}", file=sys.stderr)
+        return 2
+    family, nets, _ = load_generator(runs[train_seed])
     samples = draw(family, nets, args.n, args.seed)  # images [N, C, H, W] in [-1, 1] or points [N, 2]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -43,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--out", required=True,
                         help=".npz to write: images [N, C, H, W] in [-1, 1] or points [N, 2], and labels [N]")
     sample.add_argument("--png", help="also write a picture: a grid of (up to 256) images or a scatter of points")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
+    sample.add_argument("--train-seed", type=int, help="which seed's model, for a variant trained with "
+                        "a seeds list (default: the first)")
     sample.add_argument("--models", default="models", help="directory holding the trained models")
     args = parser.parse_args(argv)
     if args.n < 1:

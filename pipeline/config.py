@@ -12,7 +12,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -56,9 +56,18 @@ class MixtureDatasetConfig(Strict):
     seed: int = Field(0, ge=0)
 
 
+class StackedDigitsConfig(DatasetConfig):
+    """Three independent digits as the three channels of one image: 1,000 modes (Stacked MNIST)."""
+
+    kind: Literal["stacked_digits"]
+    n_train: int = Field(25_000, ge=100, description="stacked training samples (from the digits train split)")
+    n_test: int = Field(26_000, ge=100, description="stacked test samples; the protocol evaluates 26,000")
+
+
 # Explicit registry: dataset kind -> its params schema.
 DATASET_SCHEMAS: dict[str, type[Strict]] = {
-    "digits": DatasetConfig, "ring8": MixtureDatasetConfig, "grid25": MixtureDatasetConfig,
+    "digits": DatasetConfig, "stacked_digits": StackedDigitsConfig,
+    "ring8": MixtureDatasetConfig, "grid25": MixtureDatasetConfig,
 }
 POINT_DATASETS = ("ring8", "grid25")
 
@@ -88,6 +97,8 @@ class TrainingConfig(Strict):
     family: str
     dataset: str
     seed: int = Field(0, ge=0)
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1, description="train once per seed (replaces seed); metrics become mean and spread")
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=2, description="global batch, split evenly across workers")
     num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel replicas)")
@@ -95,6 +106,21 @@ class TrainingConfig(Strict):
     use_gpu: bool = False
     max_failures: int = Field(1, ge=0, description="worker failures Ray Train recovers from")
     eval: EvalConfig = EvalConfig()
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        return value
+
+    def run_seeds(self) -> list[int]:
+        """The seeds this variant trains with: ``seeds`` if given, else ``[seed]``."""
+        return list(self.seeds) if self.seeds is not None else [self.seed]
+
+    def for_seed(self, seed: int) -> "TrainingConfig":
+        """The config of one training run: ``seed`` set, ``seeds`` cleared."""
+        return self.model_copy(update={"seed": seed, "seeds": None})
 
 
 AugmentName = Literal["translation", "cutout"]
@@ -114,6 +140,7 @@ class DcganConfig(TrainingConfig):
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
     augment: list[AugmentName] = Field(default_factory=list, description="DiffAugment policies")
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
+    pack: int = Field(1, ge=1, le=16, description="PacGAN: D judges this many samples at once")
 
 
 class GanConfig(TrainingConfig):
@@ -132,6 +159,7 @@ class GanConfig(TrainingConfig):
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="0 disables the EMA generator")
     compare_losses: bool = Field(True, description="also log G's gradient norm under both generator losses")
+    pack: int = Field(1, ge=1, le=16, description="PacGAN: D judges this many samples at once")
 
 
 # Explicit registry: family name -> its params schema. Adding a family adds one line here.
@@ -213,6 +241,8 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
     except ValidationError as err:
         return None, _format_errors(err, schema, ("variants", name))
     problems = []
+    if cfg.seeds is not None and "seed" in raw:
+        problems.append(f"{where}.seed = {cfg.seed!r}: give either seed or seeds, not both")
     if cfg.dataset not in declared:
         problems.append(f"{where}.dataset = {cfg.dataset!r}: unknown dataset; "
                         f"allowed: {', '.join(sorted(declared)) or '(none declared under datasets)'}")
@@ -229,6 +259,9 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
     if cfg.batch_size % cfg.num_workers or cfg.batch_size // cfg.num_workers < 2:
         problems.append(f"{where}.batch_size = {cfg.batch_size}: must be a multiple of num_workers "
                         f"({cfg.num_workers}) with at least 2 images per worker (BatchNorm)")
+    elif (cfg.batch_size // cfg.num_workers) % getattr(cfg, "pack", 1):
+        problems.append(f"{where}.pack = {cfg.pack}: must divide the per-worker batch "
+                        f"(batch_size / num_workers = {cfg.batch_size // cfg.num_workers})")
     return cfg, problems
 
 

@@ -18,12 +18,15 @@ import numpy as np
 import torch
 
 from pipeline.config import ConfigError, TrainingConfig
-from pipeline.data import DataSpec
+from pipeline.data import DataSpec, to_unit_range
 from pipeline.families import Family, Nets, family_for
 from pipeline.metrics import feature_stats, frechet_distance, kid
-from pipeline.metrics.features import Evaluator, load_evaluator
-from pipeline.metrics.modes import mode_metrics
-from pipeline.sampling import draw
+from pipeline.metrics.features import Evaluator, classify_channels, load_classifier, load_evaluator
+from pipeline.metrics.modes import mode_metrics, stacked_mode_metrics
+from pipeline.models.evaluator import EvaluatorCNN
+from pipeline.metrics.gradients import early_gradient_ratio
+from pipeline.sampling import HISTORY_FILE, draw, load_generator
+from pipeline.train.checkpoint import read_history
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +101,52 @@ def evaluate_points(family: Family, nets: Nets, spec: DataSpec, reference: dict,
     return metrics
 
 
+def summarize_seeds(per_seed: dict[int, dict]) -> dict:
+    """One run's metrics as they are; several seeds' as the mean of each metric, its spread (sample
+    std, ddof 1) under ``std``, and every seed's values under ``per_seed``."""
+    if len(per_seed) == 1:
+        return next(iter(per_seed.values()))
+    runs = list(per_seed.values())
+    keys = [k for k in runs[0] if all(isinstance(r.get(k), (int, float)) for r in runs)]
+    summary: dict = {k: float(np.mean([r[k] for r in runs])) for k in keys}
+    summary["std"] = {k: float(np.std([r[k] for r in runs], ddof=1)) for k in keys}
+    summary["seeds"] = list(per_seed)
+    summary["per_seed"] = {str(seed): metrics for seed, metrics in per_seed.items()}
+    return summary
+
+
+def evaluate_stacked(family: Family, nets: Nets, spec: DataSpec, classifier: EvaluatorCNN,
+                     x_test: np.ndarray) -> dict:
+    """Stacked digits: modes (distinct class triples) and KL to uniform of N generated samples
+    (26,000 by the protocol: the test split's size), of the real test stacks (floor) and of an untrained G."""
+    cfg = family.cfg
+    n = sample_count(cfg, len(x_test))
+    metrics = stacked_mode_metrics(classify_channels(classifier, draw(family, nets, n, cfg.eval.seed)))
+    real = stacked_mode_metrics(classify_channels(classifier, to_unit_range(x_test[:n])))
+    metrics.update({f"{k}_floor": v for k, v in real.items()})
+    metrics["modes_untrained"] = stacked_mode_metrics(
+        classify_channels(classifier, untrained_samples(family, spec, n)))["modes"]
+    metrics["n_samples"] = n
+    log.info("stacked digits: %d of 1000 modes, KL %.3f (real test: %d, %.3f)", metrics["modes"], metrics["kl"],
+             metrics["modes_floor"], metrics["kl_floor"])
+    return metrics
+
+
+def evaluate_run(model_dir: Path, evaluator_dir: str, x_test: np.ndarray) -> tuple[Family, Nets, dict]:
+    """Load one trained run (one seed) and compute its metrics, plus the early minimax vs
+    non-saturating gradient ratio where the run logged both norms."""
+    family, nets, spec = load_generator(model_dir)
+    metrics = evaluate_variant(family, nets, spec, evaluator_dir, x_test)
+    metrics.update(early_gradient_ratio(read_history(Path(model_dir) / HISTORY_FILE)))
+    return family, nets, metrics
+
+
 def evaluate_variant(family: Family, nets: Nets, spec: DataSpec, evaluator_dir: str, x_test: np.ndarray) -> dict:
-    """The family-independent entry point: mode metrics for 2-D points, FID/KID for images."""
+    """The family-independent entry point: mode metrics for 2-D points and stacked digits, FID/KID
+    for other images."""
     meta = json.loads((Path(evaluator_dir) / "meta.json").read_text())
     if meta["kind"] == "modes":
         return evaluate_points(family, nets, spec, meta, x_test)
+    if meta["kind"] == "channel_classifier":
+        return evaluate_stacked(family, nets, spec, load_classifier(evaluator_dir), x_test)
     return evaluate_generator(family, nets, spec, load_evaluator(evaluator_dir))

@@ -20,7 +20,10 @@ from tqdm import tqdm
 
 from pipeline.augment import translation
 from pipeline.config import EvaluatorConfig
-from pipeline.data import Prepared, to_unit_range
+from dataclasses import replace
+
+from pipeline.data import DataSpec, Prepared, to_unit_range
+from pipeline.data.stacked import unstack
 from pipeline.data.npz import save_npz
 from pipeline.metrics import feature_stats
 from pipeline.metrics.features import extract_features
@@ -61,6 +64,8 @@ def build_evaluator(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -
     Images: train the classifier and store the real reference features. 2-D mixtures: nothing to
     train; the evaluator is the known modes (means and std) the mode metrics assign samples to.
     """
+    if "classes_per_channel" in data.meta:
+        return _build_channel_classifier(cfg, data, out_dir)
     if data.spec.point_dim:
         meta = {"kind": "modes", "dataset_sha256": data.sha256, "modes": data.meta["modes"],
                 "mode_std": data.meta["mode_std"], "n_test": int(len(data.x_test)), "test_accuracy": None}
@@ -81,6 +86,24 @@ def build_evaluator(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -
     meta = {"kind": "classifier", "dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({arch})",
             "test_accuracy": test_accuracy, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}
     _write_atomically(out_dir, write, meta)
+    return meta
+
+
+def _build_channel_classifier(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -> dict:
+    """Stacked digits: a one-channel digit classifier, trained on the distinct digits in the train
+    stacks and tested on those in the test stacks; it labels each channel of a sample."""
+    x_train, y_train = unstack(data.x_train, data.y_train)
+    x_test, y_test = unstack(data.x_test, data.y_test)
+    classes = data.meta["classes_per_channel"]
+    singles = replace(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+                      spec=DataSpec(1, data.spec.image_size, classes))
+    model, test_accuracy = train_classifier(cfg, singles)
+    log.info("per-channel evaluator test accuracy %.4f on %d distinct test digits", test_accuracy, len(x_test))
+    arch = {"channels": 1, "num_classes": classes, "feature_dim": cfg.feature_dim, "image_size": data.spec.image_size}
+    meta = {"kind": "channel_classifier", "dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({arch})",
+            "test_accuracy": test_accuracy, "n_train": int(len(x_train)), "n_test": int(len(x_test))}
+    _write_atomically(out_dir, lambda tmp: torch.save({"arch": arch, "state_dict": model.state_dict()},
+                                                      tmp / "evaluator.pt"), meta)
     return meta
 
 

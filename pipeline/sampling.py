@@ -1,7 +1,9 @@
 """Load a trained generator from ``models/<variant>/`` and draw samples from it.
 
 ``models/<variant>/`` (written by the train stage) holds ``generator.pt`` (the sampling network's
-state_dict), ``config.json`` (the resolved variant config) and ``spec.json`` (image shape, classes).
+state_dict), ``config.json`` (the resolved variant config), ``spec.json`` (image shape, classes) and
+``history.csv`` (the per-step training scalars);
+a variant trained with a ``seeds`` list holds one such directory per seed, ``seed-<s>/``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pipeline.data import DataSpec
 from pipeline.families import Family, Nets, family_for
 
 GENERATOR_FILE = "generator.pt"
+HISTORY_FILE = "history.csv"  # the run's per-step scalars
 
 
 def save_generator(out_dir: str | Path, family: Family, nets: Nets, spec: DataSpec) -> None:
@@ -27,6 +30,17 @@ def save_generator(out_dir: str | Path, family: Family, nets: Nets, spec: DataSp
     torch.save({"net": name, "state_dict": nets[name].state_dict()}, out_dir / GENERATOR_FILE)
     (out_dir / "config.json").write_text(json.dumps(family.cfg.model_dump(mode="json"), indent=2) + "\n")
     (out_dir / "spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
+
+
+def seed_model_dirs(model_dir: str | Path) -> dict[int, Path]:
+    """``{seed: directory}`` of every trained run under ``models/<variant>/`` (one, or one per seed)."""
+    model_dir = Path(model_dir)
+    if (model_dir / GENERATOR_FILE).is_file():
+        return {json.loads((model_dir / "config.json").read_text())["seed"]: model_dir}
+    runs = {int(d.name.removeprefix("seed-")): d for d in model_dir.glob("seed-*") if (d / GENERATOR_FILE).is_file()}
+    if not runs:
+        raise FileNotFoundError(f"{model_dir}: no trained generator; run `dvc repro train@{model_dir.name}`")
+    return dict(sorted(runs.items()))
 
 
 def load_generator(model_dir: str | Path) -> tuple[Family, Nets, DataSpec]:

@@ -31,6 +31,17 @@ def prepared_digits(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def prepared_ring8(tmp_path_factory) -> Path:
+    """A small ring8 mixture (2,000 train / 500 test points), prepared once per test session."""
+    from pipeline.config import MixtureDatasetConfig
+    from pipeline.data import prepare
+
+    path = tmp_path_factory.mktemp("data") / "ring8.npz"
+    prepare(MixtureDatasetConfig(kind="ring8", n_train=2000, n_test=500), path)
+    return path
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     """One real local Ray per test session (start-up costs seconds, so it is shared)."""
     import pipeline.train.ray_env  # noqa: F401  (loopback-only Ray; before `import ray`)

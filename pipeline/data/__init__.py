@@ -16,9 +16,10 @@ from typing import Callable
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from pipeline.config import DatasetConfig, MixtureDatasetConfig
+from pipeline.config import DatasetConfig, MixtureDatasetConfig, StackedDigitsConfig
 from pipeline.data.digits import load_digit_images
 from pipeline.data.mixtures import MIXTURES, sample_mixture
+from pipeline.data.stacked import DIGIT_CLASSES, stack_digits
 from pipeline.data.npz import load_npz, save_npz
 
 # Explicit registry: dataset kind -> loader returning (images uint8 [N, C, S, S], labels [N]).
@@ -44,18 +45,39 @@ def prepare(cfg: DatasetConfig | MixtureDatasetConfig, out_path: str | Path) -> 
     """
     if isinstance(cfg, MixtureDatasetConfig):
         return prepare_mixture(cfg, out_path)
+    if isinstance(cfg, StackedDigitsConfig):
+        return prepare_stacked(cfg, out_path)
     images, labels = LOADERS[cfg.kind](cfg.image_size)
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=labels)
+    return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test)
+
+
+def prepare_stacked(cfg: StackedDigitsConfig, out_path: str | Path) -> dict:
+    """Split the digits as ``prepare`` does, then stack train digits into train samples and test
+    digits into test samples (independent seeded draws)."""
+    images, labels = load_digit_images(cfg.image_size)
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, labels, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=labels)
+    x_train, y_train = stack_digits(x_train, y_train, cfg.n_train, seed=cfg.seed)
+    x_test, y_test = stack_digits(x_test, y_test, cfg.n_test, seed=cfg.seed + 1)
+    return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test,
+                         num_classes=DIGIT_CLASSES ** 3, classes_per_channel=DIGIT_CLASSES)
+
+
+def _write_images(out_path: str | Path, kind: str, x_train: np.ndarray, x_test: np.ndarray, y_train: np.ndarray,
+                  y_test: np.ndarray, num_classes: int | None = None, **extra) -> dict:
+    """Write an image dataset's ``.npz`` and sidecar JSON; returns the sidecar."""
     sha = save_npz(out_path, x_train=x_train, x_test=x_test, y_train=y_train, y_test=y_test)
     meta = {
         "sha256": sha,
-        "kind": cfg.kind,
+        "kind": kind,
         "n_train": int(len(x_train)),
         "n_test": int(len(x_test)),
-        "channels": int(images.shape[1]),
-        "image_size": int(images.shape[-1]),
-        "num_classes": int(labels.max() + 1),
+        "channels": int(x_train.shape[1]),
+        "image_size": int(x_train.shape[-1]),
+        "num_classes": num_classes or int(max(y_train.max(), y_test.max()) + 1),
+        **extra,
     }
     meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
     return meta

@@ -3,7 +3,8 @@ generator loss (:func:`pipeline.families.adversarial.adversarial_step`, no augme
 
 On 2-D points G outputs points directly; on images G outputs C*H*W values through tanh, reshaped
 to [N, C, H, W], and D flattens its input. ``G_ema`` is an EMA of G (a copy when ``ema_decay`` is
-0) whose BatchNorm statistics are re-estimated before sampling.
+0) whose BatchNorm statistics are re-estimated before sampling. ``pack: m`` > 1 makes D a PacGAN
+discriminator over m samples concatenated.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pipeline.data import DataSpec
 from pipeline.families.adversarial import LatentGANFamily
 from pipeline.families.base import Nets, make_ema
 from pipeline.models.mlp import MLPDiscriminator, MLPGenerator
+from pipeline.models.packing import PackedDiscriminator
 
 
 class Reshape(nn.Module):
@@ -41,7 +43,9 @@ class GANFamily(LatentGANFamily):
             shape = (spec.channels, spec.image_size, spec.image_size)
             out_dim, tanh = int(np.prod(shape)), True
         G = nn.Sequential(MLPGenerator(cfg.z_dim, out_dim, cfg.g_hidden, cfg.g_layers, tanh=tanh), Reshape(shape))
-        D = MLPDiscriminator(out_dim, cfg.d_hidden, cfg.d_layers)
+        D = MLPDiscriminator(out_dim * cfg.pack, cfg.d_hidden, cfg.d_layers)
+        if cfg.pack > 1:  # PacGAN: m samples concatenated into one input vector
+            D = PackedDiscriminator(nn.Sequential(nn.Flatten(), D), cfg.pack)
         return {"G": G, "D": D, "G_ema": make_ema(G)}
 
     def compare_losses(self) -> bool:

@@ -41,14 +41,30 @@ def extract_features(model: EvaluatorCNN, images: np.ndarray, batch: int = 500) 
     return np.concatenate(out)
 
 
-def load_evaluator(directory: str | Path) -> Evaluator:
+def load_classifier(directory: str | Path) -> EvaluatorCNN:
+    """The evaluator's classifier alone (eval mode)."""
     directory = Path(directory)
     if not (directory / "evaluator.pt").is_file():
         raise FileNotFoundError(f"{directory}: no evaluator; run `dvc repro evaluator@<dataset>`")
     saved = torch.load(directory / "evaluator.pt", map_location="cpu", weights_only=True)
     model = EvaluatorCNN(**saved["arch"])
     model.load_state_dict(saved["state_dict"])
-    model.eval()
+    return model.eval()
+
+
+@torch.no_grad()
+def classify_channels(model: EvaluatorCNN, images: np.ndarray, batch: int = 2000) -> np.ndarray:
+    """Images [N, C, H, W] in [-1, 1] -> the class of every channel on its own, [N, C] int64."""
+    n, c = images.shape[:2]
+    singles = images.reshape(n * c, 1, *images.shape[2:])  # [N*C, 1, H, W]
+    out = [model(torch.as_tensor(singles[i:i + batch], dtype=torch.float32)).argmax(1).numpy()
+           for i in range(0, len(singles), batch)]
+    return np.concatenate(out).reshape(n, c)
+
+
+def load_evaluator(directory: str | Path) -> Evaluator:
+    directory = Path(directory)
+    model = load_classifier(directory)
     ref = load_npz(directory / "reference.npz")
     meta = json.loads((directory / "meta.json").read_text())
     return Evaluator(model, ref["train_features"], ref["train_mu"], ref["train_cov"], ref["test_features"], meta)

@@ -2,7 +2,9 @@
 
 Outputs (paths come from the stage): ``models/<variant>/`` with the final sampling generator,
 ``config.json``, ``spec.json`` and ``run.json`` (the MLflow run id that ``evaluate`` logs into), and
-the per-step scalars as CSV for ``dvc plots``. Ray's checkpoints live in ``<storage>/<variant>``:
+the per-step scalars as CSV for ``dvc plots``. A variant with a ``seeds`` list trains once per seed
+(one MLflow run each, tagged ``seed``) into ``models/<variant>/seed-<s>/``. Ray's checkpoints live
+in ``<storage>/<run name>``:
 a re-run after an interruption with the same config resumes there (and keeps its MLflow run); a
 finished run or a changed config starts fresh.
 """
@@ -19,10 +21,10 @@ from pathlib import Path
 import torch
 
 from pipeline import tracking
-from pipeline.config import ConfigError, Params, config_hash
-from pipeline.data import load_prepared
+from pipeline.config import ConfigError, Params, TrainingConfig, config_hash
+from pipeline.data import Prepared, load_prepared
 from pipeline.families import family_for
-from pipeline.sampling import save_generator
+from pipeline.sampling import HISTORY_FILE, save_generator
 from pipeline.train.checkpoint import load_checkpoint, restore, write_history
 from pipeline.train.loop import TrainJob
 
@@ -37,17 +39,24 @@ def check_runtime(params: Params, name: str) -> None:
                            "and no RAY_ADDRESS cluster to run on; set use_gpu: false"])
 
 
-def run_marker(storage: Path, name: str) -> Path:
-    """``{run_id, config_hash, finished}`` of the last training of ``name`` (beside Ray's storage)."""
-    return storage / f"{name}.run.json"
+def run_marker(storage: Path, run_name: str) -> Path:
+    """``{run_id, config_hash, finished}`` of the last training of ``run_name`` (beside Ray's storage)."""
+    return storage / f"{run_name}.run.json"
 
 
-def open_run(root: Path, storage: Path, name: str, params: Params, dataset_sha: str) -> str:
-    """The MLflow run for this training: the interrupted run's if the config is unchanged, else new."""
-    cfg = params.variant(name)
+def seed_run_name(variant: str, cfg: TrainingConfig, seed: int) -> str:
+    """Ray run and MLflow run name of one seed: the variant's name, plus ``-seed<s>`` under ``seeds``."""
+    return variant if cfg.seeds is None else f"{variant}-seed{seed}"
+
+
+def open_run(root: Path, storage: Path, variant: str, cfg: TrainingConfig, dataset_sha: str,
+             run_name: str | None = None) -> str:
+    """The MLflow run of one training (``cfg`` has its seed set): the interrupted run's if the config
+    is unchanged, else a new run."""
+    run_name = run_name or variant
     uri = tracking.tracking_uri(root)
     experiment_id = tracking.ensure_experiment(uri, root)
-    marker = run_marker(storage, name)
+    marker = run_marker(storage, run_name)
     digest = config_hash(cfg)
     if marker.is_file():
         previous = json.loads(marker.read_text())
@@ -58,10 +67,12 @@ def open_run(root: Path, storage: Path, name: str, params: Params, dataset_sha: 
         # A finished run is not resumed: DVC re-runs a finished stage only when code or data changed.
         log.info("starting fresh (the stored run %s)", "finished" if previous.get("finished") else
                  "has another config")
-        shutil.rmtree(storage / name, ignore_errors=True)
-    tags = {"variant": name, "family": cfg.family, "dataset": cfg.dataset, "dataset_sha256": dataset_sha,
-            "params_hash": digest, "git_commit": tracking.git_commit(root), "dvc_stage": f"train@{name}"}
-    run_id = tracking.start_run(uri, experiment_id, name, {"variant": name, **cfg.model_dump(mode="json")}, tags)
+        shutil.rmtree(storage / run_name, ignore_errors=True)
+    tags = {"variant": variant, "family": cfg.family, "dataset": cfg.dataset, "dataset_sha256": dataset_sha,
+            "seed": str(cfg.seed), "params_hash": digest, "git_commit": tracking.git_commit(root),
+            "dvc_stage": f"train@{variant}"}
+    run_id = tracking.start_run(uri, experiment_id, run_name, {"variant": variant, **cfg.model_dump(mode="json")},
+                                tags)
     storage.mkdir(parents=True, exist_ok=True)
     marker.write_text(json.dumps({"run_id": run_id, "config_hash": digest}) + "\n")
     return run_id
@@ -69,16 +80,44 @@ def open_run(root: Path, storage: Path, name: str, params: Params, dataset_sha: 
 
 def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plots_path: Path,
                   storage: Path, root: Path) -> dict:
-    """Train variant ``name`` on Ray and write its outputs; returns the final reported metrics."""
-    from pipeline.train.launcher import run_training  # imports ray: only when really training
+    """Train variant ``name`` on Ray, once per seed, and write its outputs; returns the last run's metrics.
 
+    One seed writes ``out_dir`` itself; a ``seeds`` list writes ``out_dir/seed-<s>/`` per seed and the
+    plots CSV holds the per-step mean over seeds. ``out_dir`` appears only when every seed is done.
+    """
     cfg = params.variant(name)
     data = load_prepared(data_path)
     storage, root = storage.resolve(), root.resolve()
-    run_id = open_run(root, storage, name, params, data.sha256)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    histories, metrics = [], {}
+    try:
+        for seed in cfg.run_seeds():
+            seed_dir = tmp / "model" if cfg.seeds is None else tmp / "model" / f"seed-{seed}"
+            history, metrics = _train_one(cfg.for_seed(seed), name, seed_run_name(name, cfg, seed), data,
+                                          data_path, seed_dir, storage, root)
+            histories.append(history)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        (tmp / "model").rename(out_dir)
+    finally:  # a failed seed leaves no half-written model directory behind
+        shutil.rmtree(tmp, ignore_errors=True)
+    plots_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_plots = plots_path.with_name(plots_path.name + ".tmp")
+    write_history(tmp_plots, mean_history(histories))
+    os.replace(tmp_plots, plots_path)
+    return metrics
+
+
+def _train_one(cfg: TrainingConfig, variant: str, run_name: str, data: Prepared, data_path: Path,
+               model_dir: Path, storage: Path, root: Path) -> tuple[list[dict], dict]:
+    """One Ray Train run of one seed; writes ``model_dir``; returns (per-step history, final metrics)."""
+    from pipeline.train.launcher import run_training  # imports ray: only when really training
+
+    run_id = open_run(root, storage, variant, cfg, data.sha256, run_name)
     uri = tracking.tracking_uri(root)
-    job = TrainJob(name, cfg.model_dump(mode="json"), str(Path(data_path).resolve()), uri, run_id)
-    result = run_training(job, cfg, str(storage), name)
+    job = TrainJob(variant, cfg.model_dump(mode="json"), str(Path(data_path).resolve()), uri, run_id)
+    result = run_training(job, cfg, str(storage), run_name)
     assert result.checkpoint is not None, "training finished without a checkpoint"
 
     family = family_for(cfg)
@@ -87,25 +126,21 @@ def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plo
     with result.checkpoint.as_directory() as ckpt_dir:
         state, _, history = load_checkpoint(ckpt_dir)
     restore(nets, opts, state)
-    _write_outputs(out_dir, plots_path, family, nets, data.spec, history,
-                   {"run_id": run_id, "tracking_uri": uri, "config_hash": config_hash(cfg),
-                    "dataset_sha256": data.sha256, "epochs": state["epoch"], "steps": state["step"]})
+    model_dir.mkdir(parents=True)
+    save_generator(model_dir, family, nets, data.spec)
+    write_history(model_dir / HISTORY_FILE, history)  # per-step scalars of this seed (evaluate reads them)
+    run_info = {"run_id": run_id, "tracking_uri": uri, "config_hash": config_hash(cfg), "seed": cfg.seed,
+                "dataset_sha256": data.sha256, "epochs": state["epoch"], "steps": state["step"]}
+    (model_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
     tracking.log_generator_model(uri, run_id, nets[family.sampling_net_name], family.input_example(2))
-    marker = run_marker(storage, name)
+    marker = run_marker(storage, run_name)
     marker.write_text(json.dumps({**json.loads(marker.read_text()), "finished": True}) + "\n")
-    return dict(result.metrics or {})
+    return history, dict(result.metrics or {})
 
 
-def _write_outputs(out_dir: Path, plots_path: Path, family, nets, spec, history, run_info: dict) -> None:
-    """Write model dir and plots CSV via temporary paths so a crash leaves no complete-looking output."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    save_generator(tmp, family, nets, spec)
-    (tmp / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    plots_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_plots = plots_path.with_name(plots_path.name + ".tmp")
-    write_history(tmp_plots, history)
-    os.replace(tmp_plots, plots_path)
+def mean_history(histories: list[list[dict[str, float]]]) -> list[dict[str, float]]:
+    """Per-step mean of several runs' scalars (runs of one variant share their step count)."""
+    if len(histories) == 1:
+        return histories[0]
+    return [{key: float(sum(run[i][key] for run in histories) / len(histories)) for key in rows[0]}
+            for i, rows in enumerate(zip(*histories))]

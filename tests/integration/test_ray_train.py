@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from helpers import tiny_params
+from helpers import tiny_params, tiny_points_params
 from pipeline.config import parse_params
 from pipeline.train.driver import train_variant
 from pipeline.train.launcher import run_training
@@ -42,6 +42,26 @@ def test_training_on_ray_writes_model_plots_and_mlflow_run(ray_cluster, prepared
     assert "images" in artifacts  # per-epoch sample grids (MLflow image series "samples")
     models = client.search_logged_models([run.info.experiment_id])
     assert any(m.source_run_id == run_id and m.name == "generator" for m in models)
+
+
+def test_gan_ns_with_seeds_logs_both_gradient_norms_per_seed(ray_cluster, prepared_ring8, tmp_path):
+    raw = tiny_points_params()
+    raw["variants"]["gan_ns"].update(epochs=1, seeds=[3, 4])
+    out, plots = tmp_path / "models" / "gan_ns", tmp_path / "plots" / "gan_ns.csv"
+    train_variant(parse_params(raw), "gan_ns", prepared_ring8, out, plots, tmp_path / "ray", tmp_path)
+
+    assert sorted(p.name for p in out.iterdir()) == ["seed-3", "seed-4"]
+    header = plots.read_text().splitlines()[0].split(",")
+    assert {"grad_norm/G", "grad_norm/G_minimax", "grad_norm/G_nonsaturating"} <= set(header)
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    for seed in (3, 4):
+        run_info = json.loads((out / f"seed-{seed}" / "run.json").read_text())
+        run = client.get_run(run_info["run_id"])
+        assert run.data.tags["seed"] == str(seed) and run.data.params["seed"] == str(seed)
+        assert run.info.run_name == f"gan_ns-seed{seed}"
+        for key in ("grad_norm/G_minimax", "grad_norm/G_nonsaturating"):
+            history = client.get_metric_history(run.info.run_id, key)
+            assert len(history) == 2000 // 100 and all(math.isfinite(m.value) and m.value >= 0 for m in history)
 
 
 def make_worker(record: Path, fail_at_epoch: int | None, marker: Path | None):

@@ -77,3 +77,13 @@ def test_both_generator_gradient_norms_are_measured_on_the_same_d_and_fakes():
         scalars = family.train_step(nets, family.optimizers(nets), (torch.randn(16, 2), torch.zeros(16)), env)
         assert scalars[f"grad_norm/G_{loss}"] == pytest.approx(scalars["grad_norm/G"], rel=1e-5)
         assert {"grad_norm/G_minimax", "grad_norm/G_nonsaturating"} <= scalars.keys()
+
+
+def test_early_gradient_ratio_uses_the_first_tenth_of_the_steps():
+    from pipeline.metrics.gradients import early_gradient_ratio
+
+    history = [{"step": i, "grad_norm/G_minimax": 0.5, "grad_norm/G_nonsaturating": 10.0} for i in range(10)]
+    history += [{"step": 10 + i, "grad_norm/G_minimax": 100.0, "grad_norm/G_nonsaturating": 1.0} for i in range(90)]
+    assert early_gradient_ratio(history) == {"grad_norm_minimax_early": 0.5, "grad_norm_nonsaturating_early": 10.0,
+                                             "grad_norm_ratio_early": 20.0}
+    assert early_gradient_ratio([{"step": 1, "grad_norm/G": 1.0}]) == {}
