@@ -20,7 +20,13 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# `make run PROFILE=pacgan` first replaces params.yaml with profiles/pacgan.yaml (a longer-budget
+# params file; `git checkout params.yaml` returns to the default one).
 run: install
+ifneq ($(PROFILE),)
+	@test -f profiles/$(PROFILE).yaml || { echo "PROFILE=$(PROFILE): no profiles/$(PROFILE).yaml; allowed: $$(ls profiles | sed 's/.yaml//' | tr '\n' ' ')"; exit 2; }
+	cp profiles/$(PROFILE).yaml params.yaml
+endif
 	dvc repro
 
 test: install
