@@ -23,6 +23,7 @@ from pipeline.families import Family, Nets, family_for
 from pipeline.metrics import feature_stats, frechet_distance, kid
 from pipeline.metrics.features import Evaluator, classify_channels, load_classifier, load_evaluator
 from pipeline.metrics.modes import mode_metrics, stacked_mode_metrics
+from pipeline.metrics.prdc import prdc
 from pipeline.models.evaluator import EvaluatorCNN
 from pipeline.metrics.gradients import early_gradient_ratio
 from pipeline.sampling import HISTORY_FILE, draw, load_generator
@@ -54,7 +55,8 @@ def untrained_samples(family: Family, spec: DataSpec, n: int) -> np.ndarray:
 
 
 def image_metrics(evaluator: Evaluator, generated: np.ndarray, cfg: TrainingConfig, n: int) -> dict:
-    """FID and KID of ``generated`` [n, C, H, W] and of the real test split against the train split."""
+    """FID, KID, precision/recall and density/coverage of ``generated`` [n, C, H, W], and of the real
+    test split (the floor), against the real train split."""
     e = cfg.eval
     real = evaluator.train_features
     gen_f = evaluator.features(generated)
@@ -67,6 +69,8 @@ def image_metrics(evaluator: Evaluator, generated: np.ndarray, cfg: TrainingConf
         # The floor is > 0 for any real evaluator; an untrained one can collapse every feature to 0.
         "fid_over_floor": fid_value / fid_floor if fid_floor > 0 else None,
         "kid_mean": kid_mean, "kid_std": kid_std, "kid_floor_mean": floor_mean, "kid_floor_std": floor_std,
+        **prdc(real, gen_f),  # precision, recall (k = 3), density, coverage (k = 5) against the train split
+        **{f"{k}_floor": v for k, v in prdc(real, test_f).items()},
     }
 
 

@@ -43,6 +43,12 @@ def repo_copy(tmp_path_factory) -> Path:
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     params = tiny_points_params()
     params["variants"]["dcgan"].update(epochs=1, eval={"kid_subsets": 5})
+    # Seeds, packing and stacked digits go through the same stages.
+    params["datasets"]["stacked_digits"] = {"kind": "stacked_digits", "n_train": 256, "n_test": 300}
+    params["evaluators"]["stacked_digits"] = {"epochs": 10}
+    params["variants"]["pacdcgan_stacked"] = {"family": "dcgan", "dataset": "stacked_digits", "epochs": 1,
+                                              "batch_size": 64, "z_dim": 16, "g_width": 16, "d_width": 16,
+                                              "pack": 2, "seeds": [0, 1]}
     (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     run(["git", "init", "-q"], target)
@@ -61,6 +67,11 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
     assert metrics["n_samples"] == 360 and metrics["fid_floor"] < metrics["fid"]
     assert (repo_copy / "samples" / "dcgan.png").stat().st_size > 0
     assert (repo_copy / "plots" / "train" / "dcgan.csv").read_text().startswith("step,epoch,loss/D")
+    stacked = json.loads((repo_copy / "metrics" / "pacdcgan_stacked.json").read_text())
+    assert stacked["seeds"] == [0, 1] and set(stacked["per_seed"]) == {"0", "1"}
+    assert stacked["modes_floor"] > 150 and 1 <= stacked["modes"] <= 300 and stacked["n_samples"] == 300
+    assert stacked["std"]["modes"] >= 0 and np.isfinite(stacked["kl"])
+    assert sorted(p.name for p in (repo_copy / "models" / "pacdcgan_stacked").iterdir()) == ["seed-0", "seed-1"]
     points = json.loads((repo_copy / "metrics" / "gan_ns.json").read_text())
     assert points["modes_floor"] == 8 and 0 <= points["modes"] <= 8 and points["n_samples"] == 500
     assert (repo_copy / "samples" / "gan_ns.png").stat().st_size > 0

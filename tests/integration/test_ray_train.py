@@ -26,7 +26,7 @@ def test_training_on_ray_writes_model_plots_and_mlflow_run(ray_cluster, prepared
 
     assert metrics["epoch"] == 2 and all(math.isfinite(metrics[k]) for k in ("loss/D", "loss/G", "grad_norm/G"))
     assert metrics["perf/samples_per_s"] > 0
-    assert {p.name for p in out.iterdir()} == {"generator.pt", "config.json", "spec.json", "run.json"}
+    assert {p.name for p in out.iterdir()} == {"generator.pt", "config.json", "spec.json", "run.json", "history.csv"}
     rows = plots.read_text().splitlines()
     assert rows[0].startswith("step,epoch,loss/D,loss/G") and len(rows) == 1 + 2 * (1437 // 64)
     assert list((tmp_path / "ray" / "dcgan").glob("checkpoint_*")), "no Ray Train checkpoint stored"
