@@ -1,4 +1,4 @@
-"""Command line: ``python -m pipeline sample VARIANT -n N --out FILE.npz [--png FILE.png]``.
+"""Command line: ``python -m pipeline sample VARIANT -n N --out FILE.npz [--png FILE.png] [--label K]``.
 
 The one place in ``pipeline/`` that parses arguments (DESIGN.md keeps CLI parsing in ``stages/``;
 the issue asks for ``python -m pipeline``, so this module stays a thin shell over ``sampling``).
@@ -28,11 +28,22 @@ def sample_command(args: argparse.Namespace) -> int:
               f"{', '.join(map(str, runs))}", file=sys.stderr)
         return 2
     family, nets, _ = load_generator(runs[train_seed])
-    samples = draw(family, nets, args.n, args.seed)  # images [N, C, H, W] in [-1, 1] or points [N, 2]
-    out = Path(args.out)
+    conditional = family.num_classes() > 0
+    if args.label is not None and not conditional:
+        print(f"error: --label {args.label}: {args.variant} is not conditional (set conditional: true)", file=sys.stderr)
+        return 2
+    if args.label is not None and not 0 <= args.label < family.num_classes():
+        print(f"error: --label {args.label}: allowed 0 .. {family.num_classes() - 1}", file=sys.stderr)
+        return 2
+    if conditional:  # one class, or balanced classes
+        labels = np.full(args.n, args.label) if args.label is not None else family.balanced_labels(args.n).numpy()
+    else:
+        labels = np.full(args.n, -1)
+    samples = draw(family, nets, args.n, args.seed, labels=labels if conditional else None)
+    out = Path(args.out)  # images [N, C, H, W] in [-1, 1] or points [N, 2]
     out.parent.mkdir(parents=True, exist_ok=True)
     key = "points" if samples.ndim == 2 else "images"
-    np.savez(out, **{key: samples}, labels=np.full(len(samples), -1, dtype=np.int64))
+    np.savez(out, **{key: samples}, labels=labels.astype(np.int64))
     if args.png:
         save_png(preview(samples if samples.ndim == 2 else samples[:256]), args.png)
     print(f"wrote {len(samples)} {key} {list(samples.shape[1:])} to {out}" + (f" and {args.png}" if args.png else ""))
@@ -49,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=".npz to write: images [N, C, H, W] in [-1, 1] or points [N, 2], and labels [N]")
     sample.add_argument("--png", help="also write a picture: a grid of (up to 256) images or a scatter of points")
     sample.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
+    sample.add_argument("--label", type=int, help="class of every sample (conditional variants; default: "
+                        "balanced classes); labels are saved beside the samples, -1 if unconditional")
     sample.add_argument("--train-seed", type=int, help="which seed's model, for a variant trained with "
                         "a seeds list (default: the first)")
     sample.add_argument("--models", default="models", help="directory holding the trained models")

@@ -141,6 +141,7 @@ class DcganConfig(TrainingConfig):
     augment: list[AugmentName] = Field(default_factory=list, description="DiffAugment policies")
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
     pack: int = Field(1, ge=1, le=16, description="PacGAN: D judges this many samples at once")
+    conditional: bool = Field(False, description="cGAN: condition G and D on the class label")
 
 
 class GanConfig(TrainingConfig):
@@ -160,15 +161,28 @@ class GanConfig(TrainingConfig):
     ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="0 disables the EMA generator")
     compare_losses: bool = Field(True, description="also log G's gradient norm under both generator losses")
     pack: int = Field(1, ge=1, le=16, description="PacGAN: D judges this many samples at once")
+    conditional: bool = Field(False, description="cGAN: condition G and D on the class label")
+
+
+class VaeConfig(TrainingConfig):
+    """The VAE baseline: DCGAN-sized conv encoder and decoder trained on the ELBO."""
+
+    family: Literal["vae"]
+    z_dim: int = Field(64, ge=1)
+    width: int = Field(64, ge=4, description="channels of the encoder's first / decoder's last layer")
+    lr: float = Field(1e-3, gt=0.0)
+    beta1: float = Field(0.9, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    recon_std: float = Field(0.2, gt=0.0, description="std of the Gaussian decoder p(x|z) on pixels in [-1, 1]")
 
 
 # Explicit registry: family name -> its params schema. Adding a family adds one line here.
-VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {"dcgan": DcganConfig, "gan": GanConfig}
+VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {"dcgan": DcganConfig, "gan": GanConfig, "vae": VaeConfig}
 
 # Smallest image side each family's architecture can produce (DCGAN grows from 4x4 by doubling).
-MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8, "gan": 1}
+MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8, "gan": 1, "vae": 8}
 # Families that can only model images (not 2-D points).
-IMAGE_ONLY_FAMILIES = ("dcgan",)
+IMAGE_ONLY_FAMILIES = ("dcgan", "vae")
 
 
 @dataclass(frozen=True)
@@ -259,6 +273,8 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
     if cfg.batch_size % cfg.num_workers or cfg.batch_size // cfg.num_workers < 2:
         problems.append(f"{where}.batch_size = {cfg.batch_size}: must be a multiple of num_workers "
                         f"({cfg.num_workers}) with at least 2 images per worker (BatchNorm)")
+    elif getattr(cfg, "conditional", False) and cfg.pack > 1:
+        problems.append(f"{where}.pack = {cfg.pack}: packing is not supported with conditional: true; use pack: 1")
     elif (cfg.batch_size // cfg.num_workers) % getattr(cfg, "pack", 1):
         problems.append(f"{where}.pack = {cfg.pack}: must divide the per-worker batch "
                         f"(batch_size / num_workers = {cfg.batch_size // cfg.num_workers})")

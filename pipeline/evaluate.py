@@ -17,8 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.config import ConfigError, TrainingConfig
-from pipeline.data import DataSpec, to_unit_range
+from dataclasses import replace
+
+from pipeline.config import ConfigError, EvaluatorConfig, TrainingConfig
+from pipeline.data import DataSpec, Prepared, to_unit_range
+from pipeline.evaluator import label_accuracy, train_classifier
+from pipeline.images import to_uint8
 from pipeline.families import Family, Nets, family_for
 from pipeline.metrics import feature_stats, frechet_distance, kid
 from pipeline.metrics.features import Evaluator, classify_channels, load_classifier, load_evaluator
@@ -136,21 +140,60 @@ def evaluate_stacked(family: Family, nets: Nets, spec: DataSpec, classifier: Eva
     return metrics
 
 
-def evaluate_run(model_dir: Path, evaluator_dir: str, x_test: np.ndarray) -> tuple[Family, Nets, dict]:
+def evaluate_conditional(family: Family, nets: Nets, evaluator: Evaluator, data: Prepared,
+                         classifier_cfg: EvaluatorConfig) -> dict:
+    """A conditional generator's class fidelity (REFERENCE.md):
+
+    - ``label_accuracy``: share of samples drawn for class y that the evaluator labels y;
+    - ``intra_fid``: FID per class against that class's real train features, at N = that class's
+      test count, averaged over classes (``intra_fid_floor``: the real test images of each class);
+    - ``cas``: classification accuracy score, the accuracy on the real test split of a classifier
+      trained (same recipe as the evaluator) only on generated samples, as many as the train split,
+      balanced; ``cas_real`` is the same classifier trained on the real train split.
+    """
+    cfg, k = family.cfg, family.num_classes()
+    n = sample_count(cfg, len(data.x_test))
+    labels = family.balanced_labels(n).numpy()
+    accuracy = label_accuracy(evaluator.model, draw(family, nets, n, cfg.eval.seed, labels=labels), labels)
+    intra, floor = [], []
+    for c in range(k):
+        mu, cov = feature_stats(evaluator.train_features[data.y_train == c])
+        n_c = int((data.y_test == c).sum())
+        generated = draw(family, nets, n_c, cfg.eval.seed + 1 + c, labels=np.full(n_c, c))
+        intra.append(frechet_distance(*feature_stats(evaluator.features(generated)), mu, cov))
+        floor.append(frechet_distance(*feature_stats(evaluator.test_features[data.y_test == c]), mu, cov))
+    train_labels = family.balanced_labels(len(data.x_train)).numpy()
+    synthetic = draw(family, nets, len(train_labels), cfg.eval.seed + 1000, labels=train_labels)
+    _, cas = train_classifier(classifier_cfg, replace(data, x_train=to_uint8(synthetic), y_train=train_labels))
+    log.info("conditional: label accuracy %.3f, intra-FID %.2f (floor %.2f), CAS %.3f (real %.3f)", accuracy,
+             np.mean(intra), np.mean(floor), cas, evaluator.meta["test_accuracy"])
+    return {"label_accuracy": accuracy, "intra_fid": float(np.mean(intra)), "intra_fid_floor": float(np.mean(floor)),
+            "cas": cas, "cas_real": evaluator.meta["test_accuracy"]}
+
+
+def evaluate_run(model_dir: Path, evaluator_dir: str, data: Prepared,
+                 classifier_cfg: EvaluatorConfig) -> tuple[Family, Nets, dict]:
     """Load one trained run (one seed) and compute its metrics, plus the early minimax vs
     non-saturating gradient ratio where the run logged both norms."""
     family, nets, spec = load_generator(model_dir)
-    metrics = evaluate_variant(family, nets, spec, evaluator_dir, x_test)
+    metrics = evaluate_variant(family, nets, spec, evaluator_dir, data, classifier_cfg)
     metrics.update(early_gradient_ratio(read_history(Path(model_dir) / HISTORY_FILE)))
     return family, nets, metrics
 
 
-def evaluate_variant(family: Family, nets: Nets, spec: DataSpec, evaluator_dir: str, x_test: np.ndarray) -> dict:
-    """The family-independent entry point: mode metrics for 2-D points and stacked digits, FID/KID
-    for other images."""
+def evaluate_variant(family: Family, nets: Nets, spec: DataSpec, evaluator_dir: str, data: Prepared,
+                     classifier_cfg: EvaluatorConfig) -> dict:
+    """The family-independent entry point: mode metrics for 2-D points and stacked digits, FID/KID,
+    precision/recall and density/coverage for other images, plus class fidelity if conditional.
+    ``classifier_cfg`` is the dataset's evaluator recipe (the CAS classifier is trained with it)."""
     meta = json.loads((Path(evaluator_dir) / "meta.json").read_text())
     if meta["kind"] == "modes":
-        return evaluate_points(family, nets, spec, meta, x_test)
+        return evaluate_points(family, nets, spec, meta, data.x_test)
     if meta["kind"] == "channel_classifier":
-        return evaluate_stacked(family, nets, spec, load_classifier(evaluator_dir), x_test)
-    return evaluate_generator(family, nets, spec, load_evaluator(evaluator_dir))
+        return evaluate_stacked(family, nets, spec, load_classifier(evaluator_dir), data.x_test)
+    evaluator = load_evaluator(evaluator_dir)
+    metrics = evaluate_generator(family, nets, spec, evaluator)
+    metrics.update(family.held_out_metrics(nets, torch.from_numpy(to_unit_range(data.x_test)), family.cfg.eval.seed))
+    if family.num_classes():
+        metrics.update(evaluate_conditional(family, nets, evaluator, data, classifier_cfg))
+    return metrics

@@ -52,10 +52,17 @@ def train_classifier(cfg: EvaluatorConfig, data: Prepared) -> tuple[EvaluatorCNN
     return model.eval(), accuracy(model, data.x_test, data.y_test)
 
 
-@torch.no_grad()
 def accuracy(model: EvaluatorCNN, images_uint8: np.ndarray, labels: np.ndarray) -> float:
-    logits = model.eval()(torch.from_numpy(to_unit_range(images_uint8)))
-    return float((logits.argmax(1).numpy() == labels).mean())
+    return label_accuracy(model, to_unit_range(images_uint8), labels)
+
+
+@torch.no_grad()
+def label_accuracy(model: EvaluatorCNN, images: np.ndarray, labels: np.ndarray, batch: int = 1000) -> float:
+    """Share of ``images`` [N, C, H, W] in [-1, 1] that ``model`` assigns their ``labels`` [N]."""
+    model.eval()
+    predicted = np.concatenate([model(torch.as_tensor(images[i:i + batch], dtype=torch.float32)).argmax(1).numpy()
+                                for i in range(0, len(images), batch)])
+    return float((predicted == labels).mean())
 
 
 def build_evaluator(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -> dict:

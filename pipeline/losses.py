@@ -1,11 +1,14 @@
-"""GAN losses as pure functions of discriminator logits (they import only torch).
+"""Losses as pure functions of tensors (they import only torch).
 
-Notation: D(x) = sigmoid(logit). Each function returns a scalar mean over the batch and is written
-with ``softplus`` so that it stays finite when D is confident: log(sigmoid(l)) = -softplus(-l) and
-log(1 - sigmoid(l)) = -softplus(l).
+GAN losses take discriminator logits. Notation: D(x) = sigmoid(logit). Each returns a scalar mean
+over the batch and is written with ``softplus`` so that it stays finite when D is confident:
+log(sigmoid(l)) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l). The VAE's ELBO terms are
+at the end.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -41,3 +44,30 @@ GENERATOR_LOSSES = {
     "minimax": generator_minimax,
     "nonsaturating": generator_nonsaturating,
 }
+
+
+def gaussian_nll(x: torch.Tensor, x_hat: torch.Tensor, std: float) -> torch.Tensor:
+    """-log p(x | z) per sample for a Gaussian decoder N(x_hat, std^2 I), in nats:
+
+    sum over pixels of (x - x_hat)^2 / (2 std^2) + log std + log(2 pi) / 2.   Returns [N].
+    """
+    per_pixel = (x - x_hat).pow(2) / (2 * std ** 2) + math.log(std) + 0.5 * math.log(2 * math.pi)
+    return per_pixel.flatten(1).sum(1)
+
+
+def kl_standard_normal(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per sample, in nats:
+
+    1/2 * sum_j (mu_j^2 + exp(logvar_j) - logvar_j - 1).   Returns [N].
+    """
+    return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1).sum(1)
+
+
+def negative_elbo(x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                  std: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-ELBO = E_q[-log p(x|z)] + KL(q(z|x) || p(z)) with one reparameterised z ~ q (Kingma & Welling 2014).
+
+    Returns the batch means of (-ELBO, reconstruction NLL, KL), in nats per sample.
+    """
+    nll, kl = gaussian_nll(x, x_hat, std), kl_standard_normal(mu, logvar)
+    return (nll + kl).mean(), nll.mean(), kl.mean()

@@ -1,7 +1,7 @@
 """Load a trained generator from ``models/<variant>/`` and draw samples from it.
 
 ``models/<variant>/`` (written by the train stage) holds ``generator.pt`` (the sampling network's
-state_dict), ``config.json`` (the resolved variant config), ``spec.json`` (image shape, classes) and
+state_dict, and those of the family's other ``saved_net_names``, e.g. the VAE's encoder), ``config.json`` (the resolved variant config), ``spec.json`` (image shape, classes) and
 ``history.csv`` (the per-step training scalars);
 a variant trained with a ``seeds`` list holds one such directory per seed, ``seed-<s>/``.
 """
@@ -27,7 +27,8 @@ def save_generator(out_dir: str | Path, family: Family, nets: Nets, spec: DataSp
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     name = family.sampling_net_name
-    torch.save({"net": name, "state_dict": nets[name].state_dict()}, out_dir / GENERATOR_FILE)
+    others = {other: nets[other].state_dict() for other in family.saved_net_names if other != name}
+    torch.save({"net": name, "state_dict": nets[name].state_dict(), "others": others}, out_dir / GENERATOR_FILE)
     (out_dir / "config.json").write_text(json.dumps(family.cfg.model_dump(mode="json"), indent=2) + "\n")
     (out_dir / "spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
 
@@ -54,13 +55,21 @@ def load_generator(model_dir: str | Path) -> tuple[Family, Nets, DataSpec]:
     nets = family.build(spec)
     saved = torch.load(model_dir / GENERATOR_FILE, map_location="cpu", weights_only=True)
     nets[saved["net"]].load_state_dict(saved["state_dict"])
+    for name, state in saved.get("others", {}).items():  # e.g. the VAE's encoder
+        nets[name].load_state_dict(state)
     for net in nets.values():
         net.eval()
     return family, nets, spec
 
 
-def draw(family: Family, nets: Nets, n: int, seed: int, batch: int = 1000) -> np.ndarray:
-    """``n`` samples as float32 [n, C, H, W] in [-1, 1], reproducible for a seed."""
+def draw(family: Family, nets: Nets, n: int, seed: int, batch: int = 1000,
+         labels: np.ndarray | None = None) -> np.ndarray:
+    """``n`` samples as float32 [n, C, H, W] in [-1, 1] (or points [n, 2]), reproducible for a seed.
+
+    ``labels`` [n] picks the class of each sample of a conditional variant (default: balanced classes).
+    """
     generator = torch.Generator().manual_seed(seed)
-    chunks = [family.sample(nets, min(batch, n - i), generator).cpu().numpy() for i in range(0, n, batch)]
+    cond = None if labels is None else torch.as_tensor(labels, dtype=torch.int64)
+    chunks = [family.sample(nets, min(batch, n - i), generator, None if cond is None else cond[i:i + batch])
+              .cpu().numpy() for i in range(0, n, batch)]
     return np.concatenate(chunks).astype(np.float32)

@@ -30,12 +30,13 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     data = load_prepared(args.data)
-    params_or_exit(args.params, lambda p: sample_count(p.variant(args.variant), len(data.x_test), args.variant))
+    params = params_or_exit(args.params, lambda p: sample_count(p.variant(args.variant), len(data.x_test), args.variant))
+    classifier_cfg = params.evaluators[params.variant(args.variant).dataset]  # the recipe CAS trains with
 
     runs = seed_model_dirs(args.model)
     per_seed = {}
     for seed, model_dir in runs.items():
-        family, nets, per_seed[seed] = evaluate_run(model_dir, args.evaluator, data.x_test)
+        family, nets, per_seed[seed] = evaluate_run(model_dir, args.evaluator, data, classifier_cfg)
         if len(per_seed) == 1:  # the picture shows the first seed's samples
             points = bool(data.spec.point_dim)
             samples = draw(family, nets, 2500 if points else 64, seed=0)

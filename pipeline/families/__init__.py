@@ -6,10 +6,12 @@ from pipeline.config import TrainingConfig
 from pipeline.families.base import Family, Nets, Optimizers, StepEnv
 from pipeline.families.dcgan import DCGANFamily
 from pipeline.families.gan import GANFamily
+from pipeline.families.vae import VAEFamily
 
 FAMILIES: dict[str, type] = {
     "dcgan": DCGANFamily,
     "gan": GANFamily,
+    "vae": VAEFamily,
 }
 
 

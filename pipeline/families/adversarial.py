@@ -21,17 +21,22 @@ from pipeline.losses import GENERATOR_LOSSES, discriminator_bce
 def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.Tensor, z: torch.Tensor,
                      loss: str, env: StepEnv,
                      transform: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
-                     compare_losses: bool = False) -> dict[str, float]:
+                     compare_losses: bool = False, labels: torch.Tensor | None = None) -> dict[str, float]:
     """One D update then one G update; returns the namespaced step scalars.
 
     With ``compare_losses`` it also reports ``grad_norm/G_<loss>`` for *every* generator loss,
     computed on the same fakes and the same (just-updated) D as the step itself: the controlled
     minimax vs non-saturating comparison (Arjovsky & Bottou 2017). Diagnostic only; G steps on ``loss``.
+    Conditional GAN: ``z`` already carries the one-hot labels and D is called as D(x, labels); real
+    and generated samples of a step share the batch's labels. T transforms x, never the label.
     """
+    def discriminate(x: torch.Tensor) -> torch.Tensor:
+        return D(transform(x)) if labels is None else D(transform(x), labels)
+
     # D phase: fakes are detached so only D's parameters get gradients.
     fake = G(z)
-    real_logits = D(transform(real))
-    fake_logits = D(transform(fake.detach()))
+    real_logits = discriminate(real)
+    fake_logits = discriminate(fake.detach())
     loss_d = discriminator_bce(real_logits, fake_logits)
     opts["D"].zero_grad(set_to_none=True)
     loss_d.backward()
@@ -39,7 +44,7 @@ def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.T
     opts["D"].step()
 
     # G phase: gradients flow through (the just-updated) D into G; only G steps.
-    gen_logits = D(transform(fake))
+    gen_logits = discriminate(fake)
     compared = _generator_grad_norms(G, gen_logits) if compare_losses else {}
     loss_g = GENERATOR_LOSSES[loss](gen_logits)
     opts["G"].zero_grad(set_to_none=True)
@@ -75,9 +80,11 @@ class LatentGANFamily:
     """
 
     sampling_net_name = "G_ema"
+    saved_net_names = ("G_ema",)
 
     def __init__(self, cfg):
         self.cfg = cfg
+        self._num_classes = 0  # set by build() from the data (conditional variants)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return x
@@ -92,23 +99,49 @@ class LatentGANFamily:
         return {"G": torch.optim.Adam(nets["G"].parameters(), lr=cfg.lr_g, betas=betas),
                 "D": torch.optim.Adam(nets["D"].parameters(), lr=cfg.lr_d, betas=betas)}
 
+    def num_classes(self) -> int:
+        """Classes G and D are conditioned on (0: unconditional)."""
+        return self._num_classes if self.cfg.conditional else 0
+
+    def latent(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """G's input: z, with the one-hot labels appended for a conditional GAN. [N, z_dim (+ K)]"""
+        if not self.num_classes():
+            return z
+        return torch.cat([z, torch.nn.functional.one_hot(labels, self.num_classes()).to(z.dtype)], dim=1)
+
+    def balanced_labels(self, n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+        """Labels 0, 1, ..., K-1, 0, 1, ...: equal classes, like the stratified test split."""
+        return torch.arange(n, device=device) % self.num_classes()
+
     def train_step(self, nets: Nets, opts: Optimizers, batch: tuple[torch.Tensor, torch.Tensor],
                    env: StepEnv) -> dict[str, float]:
-        real = batch[0]  # [N, C, H, W] images in [-1, 1] or [N, 2] points
-        z = torch.randn(real.shape[0], self.cfg.z_dim, device=env.device)
+        real, labels = batch  # [N, C, H, W] images in [-1, 1] or [N, 2] points; [N] class labels
+        labels = labels if self.num_classes() else None
+        z = self.latent(torch.randn(real.shape[0], self.cfg.z_dim, device=env.device), labels)
         scalars = adversarial_step(nets["G"], nets["D"], opts, real, z, self.cfg.loss, env, self.transform,
-                                   compare_losses=self.compare_losses())
+                                   compare_losses=self.compare_losses(), labels=labels)
         update_ema(nets["G_ema"], nets["G"], self.cfg.ema_decay, env.step)
         return scalars
 
+    def held_out_metrics(self, nets: Nets, x: torch.Tensor, seed: int) -> dict[str, float]:
+        return {}  # a GAN has no likelihood bound on held-out data
+
     def input_example(self, n: int) -> np.ndarray:
-        return np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32)
+        z = torch.from_numpy(np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32))
+        return self.latent(z, self.balanced_labels(n) if self.num_classes() else None).numpy()
 
     @torch.no_grad()
     def sample(self, nets: Nets, n: int, generator: torch.Generator,
                cond: torch.Tensor | None = None) -> torch.Tensor:
-        assert cond is None, f"family {self.cfg.family!r} is unconditional"
+        """``n`` samples; a conditional GAN draws class ``cond[i]`` for sample i (default: balanced)."""
+        assert cond is None or self.num_classes(), f"variant of family {self.cfg.family!r} is unconditional"
         G = nets[self.sampling_net_name]
         device = next(G.parameters()).device
-        recalibrate_batchnorm(G, lambda g: torch.randn(256, self.cfg.z_dim, generator=g).to(device))
-        return G(torch.randn(n, self.cfg.z_dim, generator=generator).to(device))
+        if self.num_classes() and cond is None:
+            cond = self.balanced_labels(n)
+
+        def latent(count: int, g: torch.Generator, labels: torch.Tensor | None) -> torch.Tensor:
+            return self.latent(torch.randn(count, self.cfg.z_dim, generator=g), labels).to(device)
+
+        recalibrate_batchnorm(G, lambda g: latent(256, g, self.balanced_labels(256) if self.num_classes() else None))
+        return G(latent(n, generator, None if cond is None else cond.cpu()))

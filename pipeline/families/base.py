@@ -9,8 +9,11 @@ A family is a class constructed with its variant's config (``FAMILIES[cfg.family
   namespaced scalars (``loss/D``, ``loss/G``, ``grad_norm/G``, ``D/real`` = mean D(x),
   ``D/fake`` = mean D(G(z)); MLflow forbids parentheses in metric names).
 - ``sample(nets, n, generator, cond=None) -> Tensor``: images in [-1, 1] from the sampling network.
-- ``sampling_net_name``: which entry of ``Nets`` draws samples (the EMA generator where enabled).
+- ``sampling_net_name``: which entry of ``Nets`` draws samples (the EMA generator where enabled);
+  ``saved_net_names``: the nets the trained model keeps (the VAE also keeps its encoder).
+- ``held_out_metrics(nets, x, seed)``: metrics on real test images (the VAE's ELBO); {} for GANs.
 - ``input_example(n)``: an input batch of the sampling network (for the logged MLflow model).
+- ``num_classes()``: how many classes ``sample(..., cond=labels)`` takes (0: unconditional).
 
 All checkpoint state is ``state_dict``s of ``Nets`` and the optimisers (see ``pipeline.train.checkpoint``).
 """
@@ -47,6 +50,7 @@ class StepEnv:
 
 class Family(Protocol):
     sampling_net_name: str
+    saved_net_names: tuple[str, ...]  # what models/<variant>/ keeps (the sampling net first)
     cfg: TrainingConfig
 
     def build(self, spec: DataSpec) -> Nets: ...
@@ -61,6 +65,12 @@ class Family(Protocol):
 
     def input_example(self, n: int) -> np.ndarray:
         """An input batch for the sampling network (MLflow's model signature and export)."""
+
+    def num_classes(self) -> int:
+        """Classes ``sample(cond=...)`` accepts; 0 for an unconditional variant."""
+
+    def held_out_metrics(self, nets: Nets, x: torch.Tensor, seed: int) -> dict[str, float]:
+        """Metrics on real held-out images ``x`` beyond samples (the VAE's test ELBO); {} for GANs."""
 
 
 def grad_norm(params: Iterable[nn.Parameter]) -> float:

@@ -4,7 +4,8 @@ generator loss (:func:`pipeline.families.adversarial.adversarial_step`, no augme
 On 2-D points G outputs points directly; on images G outputs C*H*W values through tanh, reshaped
 to [N, C, H, W], and D flattens its input. ``G_ema`` is an EMA of G (a copy when ``ema_decay`` is
 0) whose BatchNorm statistics are re-estimated before sampling. ``pack: m`` > 1 makes D a PacGAN
-discriminator over m samples concatenated.
+discriminator over m samples concatenated. ``conditional: true``: the label enters G with z and D
+with the flattened x (one-hot).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pipeline.data import DataSpec
 from pipeline.families.adversarial import LatentGANFamily
 from pipeline.families.base import Nets, make_ema
 from pipeline.models.mlp import MLPDiscriminator, MLPGenerator
+from pipeline.models.conditional import ConditionalDiscriminator, ConditionalGenerator
 from pipeline.models.packing import PackedDiscriminator
 
 
@@ -42,8 +44,11 @@ class GANFamily(LatentGANFamily):
         else:
             shape = (spec.channels, spec.image_size, spec.image_size)
             out_dim, tanh = int(np.prod(shape)), True
-        G = nn.Sequential(MLPGenerator(cfg.z_dim, out_dim, cfg.g_hidden, cfg.g_layers, tanh=tanh), Reshape(shape))
-        D = MLPDiscriminator(out_dim * cfg.pack, cfg.d_hidden, cfg.d_layers)
+        self._num_classes = k = spec.num_classes if cfg.conditional else 0
+        G = nn.Sequential(MLPGenerator(cfg.z_dim + k, out_dim, cfg.g_hidden, cfg.g_layers, tanh=tanh), Reshape(shape))
+        D = MLPDiscriminator(out_dim * cfg.pack + k, cfg.d_hidden, cfg.d_layers)
+        if k:  # cGAN: one-hot y appended to z and to the flattened x
+            G, D = ConditionalGenerator(G, cfg.z_dim, k), ConditionalDiscriminator(D, k, image_planes=False)
         if cfg.pack > 1:  # PacGAN: m samples concatenated into one input vector
             D = PackedDiscriminator(nn.Sequential(nn.Flatten(), D), cfg.pack)
         return {"G": G, "D": D, "G_ema": make_ema(G)}

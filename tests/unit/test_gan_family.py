@@ -55,7 +55,7 @@ def test_gan_trains_on_ring8_and_is_evaluated_with_the_mode_metrics(tmp_path):
     save_generator(tmp_path / "model", family, nets, data.spec)
     family, nets, spec = load_generator(tmp_path / "model")
     assert draw(family, nets, 7, seed=0).shape == (7, 2)
-    metrics = evaluate_variant(family, nets, spec, str(tmp_path / "evaluator"), data.x_test)
+    metrics = evaluate_variant(family, nets, spec, str(tmp_path / "evaluator"), data, params.evaluators["ring8"])
     assert metrics["modes_floor"] == 8 and metrics["high_quality_floor"] > 0.95
     assert 0 <= metrics["modes"] <= 8 and metrics["n_samples"] == 500
 
