@@ -60,3 +60,4 @@ def preview(samples: np.ndarray) -> np.ndarray:
 def save_png(picture: np.ndarray, path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(picture).save(path)
+

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from pipeline.config import variant_from_dict
-from pipeline.data import DataSpec
+from pipeline.data import DataSpec, Prepared
 from pipeline.families import Family, Nets, family_for
+from pipeline.images import make_grid, scatter_points, to_uint8
 
 GENERATOR_FILE = "generator.pt"
 HISTORY_FILE = "history.csv"  # the run's per-step scalars
@@ -73,3 +74,14 @@ def draw(family: Family, nets: Nets, n: int, seed: int, batch: int = 1000,
     chunks = [family.sample(nets, min(batch, n - i), generator, None if cond is None else cond[i:i + batch])
               .cpu().numpy() for i in range(0, n, batch)]
     return np.concatenate(chunks).astype(np.float32)
+
+
+def sample_picture(family: Family, nets: Nets, data: Prepared) -> np.ndarray:
+    """The evaluation picture of a trained variant (uint8 RGB): 2,500 points over the true modes, one
+    row of ten samples per class for a conditional generator, else an 8 x 8 grid."""
+    if data.spec.point_dim:
+        return scatter_points(draw(family, nets, 2500, seed=0), np.asarray(data.meta["modes"]))
+    if family.num_classes():
+        labels = np.repeat(np.arange(family.num_classes()), 10)
+        return make_grid(to_uint8(draw(family, nets, len(labels), seed=0, labels=labels)), ncol=10)
+    return make_grid(to_uint8(draw(family, nets, 64, seed=0)))

@@ -112,6 +112,9 @@ class RunLogger:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def log_artifacts(self, directory: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(directory), artifact_path)
+
     def set_tags(self, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
@@ -133,3 +136,13 @@ def log_generator_model(uri: str, run_id: str, module: Any, input_example: np.nd
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"])
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+def log_report(root: str | Path, report_dir: str | Path) -> str:
+    """A run named ``report`` (tag dvc_stage=report) holding the report directory; returns its id."""
+    uri = tracking_uri(root)
+    run_id = start_run(uri, ensure_experiment(uri, root), "report", {},
+                       {"dvc_stage": "report", "git_commit": git_commit(root)})
+    RunLogger(uri, run_id).log_artifacts(report_dir, "report")
+    MlflowClient(uri).set_terminated(run_id)
+    return run_id

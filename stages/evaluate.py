@@ -8,14 +8,12 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline import tracking
 from pipeline.data import load_prepared
 from pipeline.evaluate import evaluate_run, sample_count, summarize_seeds
-from pipeline.images import preview, save_png, scatter_points
-from pipeline.sampling import draw, seed_model_dirs
+from pipeline.images import save_png
+from pipeline.sampling import sample_picture, seed_model_dirs
 
 
 def main() -> None:
@@ -38,10 +36,7 @@ def main() -> None:
     for seed, model_dir in runs.items():
         family, nets, per_seed[seed] = evaluate_run(model_dir, args.evaluator, data, classifier_cfg)
         if len(per_seed) == 1:  # the picture shows the first seed's samples
-            points = bool(data.spec.point_dim)
-            samples = draw(family, nets, 2500 if points else 64, seed=0)
-            picture = scatter_points(samples, np.asarray(data.meta["modes"])) if points else preview(samples)
-            save_png(picture, args.samples)
+            save_png(sample_picture(family, nets, data), args.samples)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(summarize_seeds(per_seed), indent=2) + "\n")
 

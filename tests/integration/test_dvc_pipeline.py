@@ -49,6 +49,9 @@ def repo_copy(tmp_path_factory) -> Path:
     params["variants"]["pacdcgan_stacked"] = {"family": "dcgan", "dataset": "stacked_digits", "epochs": 1,
                                               "batch_size": 64, "z_dim": 16, "g_width": 16, "d_width": 16,
                                               "pack": 2, "seeds": [0, 1]}
+    params["variants"]["cgan"] = {**params["variants"]["dcgan"], "conditional": True}
+    params["variants"]["vae"] = {"family": "vae", "dataset": "digits", "epochs": 1, "batch_size": 64, "z_dim": 16,
+                                 "width": 16, "eval": {"kid_subsets": 5}}
     (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     run(["git", "init", "-q"], target)
@@ -72,6 +75,13 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
     assert stacked["modes_floor"] > 150 and 1 <= stacked["modes"] <= 300 and stacked["n_samples"] == 300
     assert stacked["std"]["modes"] >= 0 and np.isfinite(stacked["kl"])
     assert sorted(p.name for p in (repo_copy / "models" / "pacdcgan_stacked").iterdir()) == ["seed-0", "seed-1"]
+    cgan = json.loads((repo_copy / "metrics" / "cgan.json").read_text())
+    assert 0 <= cgan["label_accuracy"] <= 1 and cgan["intra_fid"] > 0 and 0 <= cgan["cas"] <= cgan["cas_real"] + 0.5
+    vae = json.loads((repo_copy / "metrics" / "vae.json").read_text())
+    assert np.isfinite(vae["elbo"]) and vae["recon_mse"] > 0 and np.isfinite(vae["fid"])
+    report = (repo_copy / "reports" / "index.html").read_text()
+    assert "GAN vs VAE" in report and "data:image/png;base64," in report
+    assert (repo_copy / "reports" / "summary.md").is_file()
     points = json.loads((repo_copy / "metrics" / "gan_ns.json").read_text())
     assert points["modes_floor"] == 8 and 0 <= points["modes"] <= 8 and points["n_samples"] == 500
     assert (repo_copy / "samples" / "gan_ns.png").stat().st_size > 0
@@ -80,6 +90,10 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
     mlflow_run = MlflowClient(f"sqlite:///{repo_copy}/mlflow.db").get_run(run_id)
     assert mlflow_run.data.metrics["metric/fid"] == pytest.approx(metrics["fid"])
     assert mlflow_run.data.tags["dvc_stage"] == "train@dcgan"
+    client = MlflowClient(f"sqlite:///{repo_copy}/mlflow.db")
+    report_runs = client.search_runs([mlflow_run.info.experiment_id], "tags.dvc_stage = 'report'")
+    assert report_runs and {a.path for a in client.list_artifacts(report_runs[0].info.run_id, "report")} >= {
+        "report/index.html", "report/summary.md"}
 
     started = time.monotonic()
     again = run(["dvc", "repro"], repo_copy)

@@ -1,0 +1,55 @@
+"""The report renders from small real outputs: tables, GAN vs VAE in words, embedded pictures."""
+
+import base64
+import json
+
+import numpy as np
+
+from helpers import tiny_points_params
+from pipeline.config import parse_params
+from pipeline.images import make_grid, save_png, to_uint8
+from pipeline.report import build_sections, write_report
+from pipeline.train.checkpoint import write_history
+
+
+def test_report_from_small_outputs(tmp_path):
+    raw = tiny_points_params()
+    raw["variants"]["vae"] = {"family": "vae", "dataset": "digits", "epochs": 2, "batch_size": 32}
+    raw["variants"]["cgan"] = {**raw["variants"]["dcgan"], "conditional": True}
+    params = parse_params(raw)
+    metrics, samples, plots = tmp_path / "metrics", tmp_path / "samples", tmp_path / "plots"
+    for d in (metrics, samples, plots):
+        d.mkdir()
+    image = {"fid": 40.0, "fid_floor": 5.0, "fid_over_floor": 8.0, "kid_mean": 1.0, "kid_floor_mean": -0.1,
+             "precision": 0.5, "precision_floor": 0.9, "recall": 0.9, "recall_floor": 0.9, "density": 0.3,
+             "density_floor": 1.0, "coverage": 0.2, "coverage_floor": 0.7}
+    (metrics / "dcgan.json").write_text(json.dumps(image))
+    (metrics / "vae.json").write_text(json.dumps({**image, "fid": 90.0, "precision": 0.2, "recall": 0.95,
+                                                  "elbo": -120.0, "kl": 20.0, "recon_mse": 0.05}))
+    (metrics / "cgan.json").write_text(json.dumps({**image, "label_accuracy": 0.95, "intra_fid": 60.0,
+                                                   "intra_fid_floor": 30.0, "cas": 0.9, "cas_real": 0.98}))
+    (metrics / "gan_ns.json").write_text(json.dumps({"modes": 7.5, "high_quality": 0.9, "reverse_kl": 0.1,
+                                                     "std": {"modes": 0.5}, "seeds": [0, 1], "modes_floor": 8}))
+    rng = np.random.default_rng(0)
+    for name in ("dcgan", "vae", "cgan", "gan_ns"):
+        save_png(make_grid(to_uint8(rng.uniform(-1, 1, (4, 1, 8, 8)))), samples / f"{name}.png")
+    write_history(plots / "gan_ns.csv", [{"step": s, "loss/D": 1.0, "loss/G": 0.5, "grad_norm/G_minimax": 0.1,
+                                          "grad_norm/G_nonsaturating": 2.0} for s in range(1, 300)])
+    write_history(plots / "dcgan.csv", [{"step": s, "loss/D": 1.0, "loss/G": 0.7} for s in range(1, 50)])
+
+    sections = build_sections(params, metrics, samples, plots, {"digits": {"test_accuracy": 0.98}})
+    write_report(sections, tmp_path / "reports")
+
+    page = (tmp_path / "reports" / "index.html").read_text()
+    summary = (tmp_path / "reports" / "summary.md").read_text()
+    for title in ("Image variants", "Conditional variants", "GAN vs VAE", "Mode collapse: ring8",
+                  "Minimax vs non-saturating generator loss", "Samples", "Training curves"):
+        assert title in page and f"## {title}" in summary, title
+    assert "FID (lower is better): dcgan 40, vae 90 -&gt; dcgan is better." in page
+    assert "recall (higher is better): dcgan 0.9, vae 0.95 -> vae is better." in summary
+    assert "7.5 ± 0.5" in summary and "gan_ns (2 seeds)" in summary
+    embedded = page.count("data:image/png;base64,")
+    assert embedded == 4 + 1 + 2  # samples, the gradient plot, two loss-curve plots
+    first = page.split("data:image/png;base64,")[1].split("'")[0]
+    assert base64.b64decode(first).startswith(b"\x89PNG")
+    assert len(list((tmp_path / "reports" / "figures").glob("*.png"))) == embedded
