@@ -110,6 +110,12 @@ def test_sample_command_writes_points_and_png(repo_copy):
         assert data["images"].shape == (10, 1, 16, 16)
         assert data["images"].min() >= -1 and data["images"].max() <= 1
     assert (repo_copy / "s.png").is_file()
+    run([sys.executable, "-m", "pipeline", "sample", "cgan", "--label", "7", "-n", "5", "--out", "sevens.npz"], repo_copy)
+    with np.load(repo_copy / "sevens.npz") as data:
+        assert data["images"].shape == (5, 1, 16, 16) and data["labels"].tolist() == [7] * 5
+    refused = subprocess.run([sys.executable, "-m", "pipeline", "sample", "dcgan", "--label", "7", "--out", "x.npz"],
+                             cwd=repo_copy, capture_output=True, text=True)
+    assert refused.returncode == 2 and "dcgan is not conditional" in refused.stderr
 
 
 def test_dvc_exp_run_with_a_changed_param_retrains(repo_copy):
