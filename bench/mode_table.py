@@ -37,8 +37,8 @@ def describe(cfg) -> str:
     return f"{cfg.loss}, pack {cfg.pack}, {cfg.epochs} epochs, {seeds} seed{'s' if seeds > 1 else ''}"
 
 
-def tables(metrics_dir: Path) -> str:
-    params = load_params()
+def tables(metrics_dir: Path, params_path: str = "params.yaml") -> str:
+    params = load_params(params_path)
     rows: dict[str, list[str]] = {"ring8": [], "grid25": [], "stacked_digits": []}
     for name, cfg in params.variants.items():
         kind = params.datasets[cfg.dataset].kind
@@ -58,6 +58,7 @@ def tables(metrics_dir: Path) -> str:
         out += [f"| published {model} | {v[offset]} | {v[offset + 1]} | {v[offset + 2]} |"
                 for model, v in PUBLISHED_MIXTURES.items()]
         out.append("")
+    out += ["'-': undefined (no high-quality sample at all, so no mode histogram).", ""]
     out += ["### stacked_digits (1,000 modes)", "", "| model | modes | KL to uniform |", "|---|---|---|"]
     out += rows["stacked_digits"]
     out += [f"| published {model} (Stacked MNIST) | {v[0]} | {v[1]} |" for model, v in PUBLISHED_STACKED.items()]
@@ -67,9 +68,10 @@ def tables(metrics_dir: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--metrics", default="metrics")
+    parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out")
     args = parser.parse_args()
-    text = tables(Path(args.metrics))
+    text = tables(Path(args.metrics), args.params)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
