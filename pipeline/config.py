@@ -273,9 +273,9 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
     if cfg.batch_size % cfg.num_workers or cfg.batch_size // cfg.num_workers < 2:
         problems.append(f"{where}.batch_size = {cfg.batch_size}: must be a multiple of num_workers "
                         f"({cfg.num_workers}) with at least 2 images per worker (BatchNorm)")
-    elif getattr(cfg, "conditional", False) and cfg.pack > 1:
+    elif isinstance(cfg, (DcganConfig, GanConfig)) and cfg.conditional and cfg.pack > 1:
         problems.append(f"{where}.pack = {cfg.pack}: packing is not supported with conditional: true; use pack: 1")
-    elif (cfg.batch_size // cfg.num_workers) % getattr(cfg, "pack", 1):
+    elif isinstance(cfg, (DcganConfig, GanConfig)) and (cfg.batch_size // cfg.num_workers) % cfg.pack:
         problems.append(f"{where}.pack = {cfg.pack}: must divide the per-worker batch "
                         f"(batch_size / num_workers = {cfg.batch_size // cfg.num_workers})")
     return cfg, problems
