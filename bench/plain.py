@@ -9,11 +9,11 @@ from typing import Iterator
 import torch
 
 from pipeline.config import TrainingConfig
-from pipeline.data import Prepared, as_training_array
+from pipeline.data import Prepared
 from pipeline.families import Family, Nets, family_for
 from pipeline.families.base import StepEnv
 from pipeline.train.loop import epoch_seed
-from pipeline.train.sharding import ShardedBatches
+from pipeline.train.sharding import training_batches
 
 
 def plain_epochs(cfg: TrainingConfig, data: Prepared) -> Iterator[tuple[int, Family, Nets, float]]:
@@ -22,11 +22,11 @@ def plain_epochs(cfg: TrainingConfig, data: Prepared) -> Iterator[tuple[int, Fam
     torch.manual_seed(cfg.seed)
     nets = family.build(data.spec)
     opts = family.optimizers(nets)
-    batches = ShardedBatches(torch.from_numpy(as_training_array(data.x_train)), torch.from_numpy(data.y_train),
-                             cfg.batch_size, 0, 1, cfg.seed)
+    batches = training_batches(data, cfg.batch_size, 0, 1, cfg.seed)
     env = StepEnv(step=0, device=torch.device("cpu"), sync_grads=lambda params: None)
     for epoch in range(cfg.epochs):
         torch.manual_seed(epoch_seed(cfg.seed, 0, epoch))
+        env.epoch = epoch
         started = time.perf_counter()
         for batch in batches.epoch(epoch):
             family.train_step(nets, opts, batch, env)

@@ -1,4 +1,5 @@
-"""Command line: ``python -m pipeline sample VARIANT -n N --out FILE.npz [--png FILE.png] [--label K]``.
+"""Command line: ``python -m pipeline sample VARIANT -n N --out FILE.npz [--png FILE.png] [--label K]``
+and ``python -m pipeline translate VARIANT --direction AB --in DIR --out DIR``.
 
 The one place in ``pipeline/`` that parses arguments (DESIGN.md keeps CLI parsing in ``stages/``;
 the issue asks for ``python -m pipeline``, so this module stays a thin shell over ``sampling``).
@@ -13,21 +14,35 @@ from pathlib import Path
 import numpy as np
 
 
-def sample_command(args: argparse.Namespace) -> int:
-    from pipeline.images import preview, save_png
-    from pipeline.sampling import draw, load_generator, seed_model_dirs
+def trained_model_dir(args: argparse.Namespace) -> Path | None:
+    """models/VARIANT (or its --train-seed run); prints the problem and returns None if there is none."""
+    from pipeline.sampling import seed_model_dirs
 
     try:
         runs = seed_model_dirs(Path(args.models) / args.variant)
     except FileNotFoundError as err:
         print(f"error: {err}", file=sys.stderr)
-        return 2
+        return None
     train_seed = next(iter(runs)) if args.train_seed is None else args.train_seed
     if train_seed not in runs:
         print(f"error: --train-seed {train_seed}: {args.variant} was trained with seeds "
               f"{', '.join(map(str, runs))}", file=sys.stderr)
+        return None
+    return runs[train_seed]
+
+
+def sample_command(args: argparse.Namespace) -> int:
+    from pipeline.images import preview, save_png
+    from pipeline.sampling import draw, load_generator
+
+    model_dir = trained_model_dir(args)
+    if model_dir is None:
         return 2
-    family, nets, _ = load_generator(runs[train_seed])
+    family, nets, _ = load_generator(model_dir)
+    if family.translates:
+        print(f"error: {args.variant} translates images rather than sampling them; use "
+              f"`python -m pipeline translate {args.variant} --direction AB --in DIR --out DIR`", file=sys.stderr)
+        return 2
     conditional = family.num_classes() > 0
     if args.label is not None and not conditional:
         print(f"error: --label {args.label}: {args.variant} is not conditional (set conditional: true)", file=sys.stderr)
@@ -50,6 +65,40 @@ def sample_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def translate_command(args: argparse.Namespace) -> int:
+    """Every PNG/JPEG of --in, converted to the model's channels and size, translated, written to
+    --out as PNG under the same name. All images are read before anything is written."""
+    from PIL import Image
+
+    from pipeline.data import to_unit_range
+    from pipeline.data.folders import FolderError, image_files, load_image
+    from pipeline.images import to_uint8
+    from pipeline.sampling import load_generator
+
+    model_dir = trained_model_dir(args)
+    if model_dir is None:
+        return 2
+    family, nets, spec = load_generator(model_dir)
+    if not family.translates:
+        print(f"error: {args.variant} (family {family.cfg.family}) does not translate images; use "
+              f"`python -m pipeline sample {args.variant}`", file=sys.stderr)
+        return 2
+    try:
+        files = image_files(Path(args.in_dir))
+        images = np.stack([load_image(f, spec.channels, spec.image_size) for f in files])  # [N, C, S, S]
+    except FolderError as err:
+        print(f"error: --in: {err}", file=sys.stderr)
+        return 2
+    translated = to_uint8(family.translate(nets, to_unit_range(images), args.direction))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for path, image in zip(files, translated):
+        Image.fromarray(image[0] if spec.channels == 1 else image.transpose(1, 2, 0)).save(out / f"{path.stem}.png")
+    print(f"translated {len(files)} images {args.direction} ({spec.channels}x{spec.image_size}x{spec.image_size}) "
+          f"from {args.in_dir} into {out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="gan-lab commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -65,7 +114,19 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--train-seed", type=int, help="which seed's model, for a variant trained with "
                         "a seeds list (default: the first)")
     sample.add_argument("--models", default="models", help="directory holding the trained models")
+    translate = commands.add_parser("translate", help="translate a folder of images with a trained "
+                                    "translation variant (cyclegan)")
+    translate.add_argument("variant", help="variant name in params.yaml (its model is models/VARIANT)")
+    translate.add_argument("--direction", choices=["AB", "BA"], default="AB",
+                           help="AB: domain A -> B with G_AB (default); BA: B -> A with G_BA")
+    translate.add_argument("--in", dest="in_dir", required=True, help="folder of PNG/JPEG images to translate")
+    translate.add_argument("--out", required=True, help="folder to write the translated PNGs to (same names)")
+    translate.add_argument("--train-seed", type=int, help="which seed's model, for a variant trained with "
+                           "a seeds list (default: the first)")
+    translate.add_argument("--models", default="models", help="directory holding the trained models")
     args = parser.parse_args(argv)
+    if args.command == "translate":
+        return translate_command(args)
     if args.n < 1:
         parser.error(f"-n {args.n}: must be at least 1")
     return sample_command(args)

@@ -64,12 +64,57 @@ class StackedDigitsConfig(DatasetConfig):
     n_test: int = Field(26_000, ge=100, description="stacked test samples; the protocol evaluates 26,000")
 
 
+class TypedDigitsConfig(Strict):
+    """Digits 0-9 typeset with the fonts installed packages ship, jittered (pipeline.data.typed)."""
+
+    kind: Literal["typed_digits"]
+    image_size: int = Field(16, ge=8, le=64, description="side of the square images")
+    n_train: int = Field(1500, ge=10)
+    n_test: int = Field(360, ge=10)
+    seed: int = Field(0, ge=0)
+    system_fonts: bool = Field(False, description="also use the .ttf fonts under /usr/share/fonts")
+
+    _pow2 = field_validator("image_size")(_power_of_two)
+
+
+class DigitsToTypedConfig(Strict):
+    """CycleGAN's unpaired domains: A = handwritten ``digits`` (split as that dataset is), B = typed
+    digits (drawn independently). Labels are stored for evaluation only."""
+
+    kind: Literal["digits_to_typed"]
+    image_size: int = Field(16, ge=8, le=64, description="side of the square images")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="held-out share of domain A")
+    typed_train: int = Field(1500, ge=10, description="typed digits in B's train split")
+    typed_test: int = Field(360, ge=10, description="typed digits in B's test split")
+    seed: int = Field(0, ge=0)
+    system_fonts: bool = Field(False, description="also use the .ttf fonts under /usr/share/fonts")
+
+    _pow2 = field_validator("image_size")(_power_of_two)
+
+
+class ImageFoldersConfig(Strict):
+    """The user's unpaired images: ``path`` holds trainA/, trainB/ (and optionally testA/, testB/)."""
+
+    kind: Literal["image_folders"]
+    path: str = Field(description="folder with trainA/ and trainB/; keep it under data/raw/ so DVC tracks it")
+    channels: Literal[1, 3] = Field(3, description="1: grey, 3: RGB")
+    image_size: int = Field(32, ge=8, le=64, description="side of the square images")
+    test_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="held out when there is no testA/testB")
+    seed: int = Field(0, ge=0)
+
+    _pow2 = field_validator("image_size")(_power_of_two)
+
+
 # Explicit registry: dataset kind -> its params schema.
 DATASET_SCHEMAS: dict[str, type[Strict]] = {
-    "digits": DatasetConfig, "stacked_digits": StackedDigitsConfig,
+    "digits": DatasetConfig, "stacked_digits": StackedDigitsConfig, "typed_digits": TypedDigitsConfig,
     "ring8": MixtureDatasetConfig, "grid25": MixtureDatasetConfig,
+    "digits_to_typed": DigitsToTypedConfig, "image_folders": ImageFoldersConfig,
 }
 POINT_DATASETS = ("ring8", "grid25")
+UNPAIRED_DATASETS = (DigitsToTypedConfig, ImageFoldersConfig)  # two domains, for translation families
+AnyDatasetConfig = (DatasetConfig | TypedDigitsConfig | MixtureDatasetConfig | DigitsToTypedConfig
+                    | ImageFoldersConfig)
 
 
 class EvaluatorConfig(Strict):
@@ -176,20 +221,46 @@ class VaeConfig(TrainingConfig):
     recon_std: float = Field(0.2, gt=0.0, description="std of the Gaussian decoder p(x|z) on pixels in [-1, 1]")
 
 
+class CycleganConfig(TrainingConfig):
+    """CycleGAN (Zhu et al. 2017) on two unpaired image domains; defaults follow the reference recipe
+    (REFERENCE.md) with the networks scaled down for small images."""
+
+    family: Literal["cyclegan"]
+    g_width: int = Field(32, ge=4, description="channels of the generators' first layer (ngf)")
+    g_blocks: int = Field(3, ge=1, description="ResNet blocks at the generators' bottleneck (paper: 6 or 9)")
+    g_downsample: int = Field(2, ge=0, le=4, description="stride-2 convolutions before the ResNet blocks (paper: 2)")
+    d_width: int = Field(64, ge=4, description="channels of the PatchGAN discriminators' first layer (ndf)")
+    d_layers: int = Field(2, ge=1, le=5, description="stride-2 convolutions of the PatchGAN (paper: 3, 70x70)")
+    lambda_cycle: float = Field(10.0, ge=0.0, description="weight of the cycle-consistency L1 (0 disables it)")
+    lambda_identity: float = Field(0.5, ge=0.0, description="identity loss weight, in units of lambda_cycle")
+    pool_size: int = Field(50, ge=0, description="history of generated images D is shown (0: none)")
+    lr: float = Field(2e-4, gt=0.0)
+    beta1: float = Field(0.5, ge=0.0, lt=1.0)
+    beta2: float = Field(0.999, ge=0.0, lt=1.0)
+    decay_epochs: int | None = Field(None, ge=0, description="last epochs with linearly decaying lr (None: half)")
+
+    def decay(self) -> int:
+        """Epochs of linear lr decay at the end of training (the rest keep lr constant)."""
+        return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
+
+
 # Explicit registry: family name -> its params schema. Adding a family adds one line here.
-VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {"dcgan": DcganConfig, "gan": GanConfig, "vae": VaeConfig}
+VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {
+    "dcgan": DcganConfig, "gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleganConfig}
 
 # Smallest image side each family's architecture can produce (DCGAN grows from 4x4 by doubling).
-MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8, "gan": 1, "vae": 8}
+MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8, "gan": 1, "vae": 8, "cyclegan": 8}
 # Families that can only model images (not 2-D points).
-IMAGE_ONLY_FAMILIES = ("dcgan", "vae")
+IMAGE_ONLY_FAMILIES = ("dcgan", "vae", "cyclegan")
+# Families that translate between two unpaired domains (and need an unpaired dataset).
+TRANSLATION_FAMILIES = ("cyclegan",)
 
 
 @dataclass(frozen=True)
 class Params:
     """All validated params. ``variants`` values are family-specific ``TrainingConfig`` subclasses."""
 
-    datasets: dict[str, DatasetConfig | MixtureDatasetConfig]
+    datasets: dict[str, AnyDatasetConfig]
     evaluators: dict[str, EvaluatorConfig]
     variants: dict[str, TrainingConfig]
 
@@ -270,6 +341,8 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
             size = dataset.image_size
             problems.append(f"params.yaml: datasets.{cfg.dataset}.image_size = {size}: family {family!r} "
                             f"(variant {name}) needs at least {MIN_IMAGE_SIZE[family]}")
+        else:
+            problems += _domain_problems(where, cfg, dataset)
     if cfg.batch_size % cfg.num_workers or cfg.batch_size // cfg.num_workers < 2:
         problems.append(f"{where}.batch_size = {cfg.batch_size}: must be a multiple of num_workers "
                         f"({cfg.num_workers}) with at least 2 images per worker (BatchNorm)")
@@ -279,6 +352,30 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
         problems.append(f"{where}.pack = {cfg.pack}: must divide the per-worker batch "
                         f"(batch_size / num_workers = {cfg.batch_size // cfg.num_workers})")
     return cfg, problems
+
+
+def _domain_problems(where: str, cfg: TrainingConfig, dataset: Strict) -> list[str]:
+    """Translation families need two unpaired domains, the others one; CycleGAN's sizes must fit."""
+    unpaired = isinstance(dataset, UNPAIRED_DATASETS)
+    if cfg.family in TRANSLATION_FAMILIES and not unpaired:
+        return [f"{where}.dataset = {cfg.dataset!r}: family {cfg.family!r} translates between two domains; "
+                f"use a dataset of kind digits_to_typed or image_folders"]
+    if cfg.family not in TRANSLATION_FAMILIES and unpaired:
+        return [f"{where}.dataset = {cfg.dataset!r}: a two-domain dataset is for family cyclegan; "
+                f"family {cfg.family!r} needs a single-domain dataset"]
+    problems = []
+    if isinstance(cfg, CycleganConfig):
+        if cfg.decay() > cfg.epochs:
+            problems.append(f"{where}.decay_epochs = {cfg.decay_epochs}: at most epochs ({cfg.epochs})")
+        if dataset.image_size // 2 ** cfg.g_downsample < 2:
+            problems.append(f"{where}.g_downsample = {cfg.g_downsample}: too many for {dataset.image_size}x"
+                            f"{dataset.image_size} images (the bottleneck must stay at least 2x2); allowed: 0 .. "
+                            f"{dataset.image_size.bit_length() - 2}")
+        if dataset.image_size // 2 ** cfg.d_layers < 3:
+            problems.append(f"{where}.d_layers = {cfg.d_layers}: too deep for {dataset.image_size}x"
+                            f"{dataset.image_size} images; allowed: 1 .. "
+                            f"{max(1, (dataset.image_size // 3).bit_length() - 1)}")
+    return problems
 
 
 def parse_params(raw: Any) -> Params:

@@ -187,6 +187,8 @@ def evaluate_variant(family: Family, nets: Nets, spec: DataSpec, evaluator_dir: 
     precision/recall and density/coverage for other images, plus class fidelity if conditional.
     ``classifier_cfg`` is the dataset's evaluator recipe (the CAS classifier is trained with it)."""
     meta = json.loads((Path(evaluator_dir) / "meta.json").read_text())
+    if meta["kind"] == "translation":
+        return evaluate_translation(family, nets, data, evaluator_dir)
     if meta["kind"] == "modes":
         return evaluate_points(family, nets, spec, meta, data.x_test)
     if meta["kind"] == "channel_classifier":
@@ -196,4 +198,36 @@ def evaluate_variant(family: Family, nets: Nets, spec: DataSpec, evaluator_dir: 
     metrics.update(family.held_out_metrics(nets, torch.from_numpy(to_unit_range(data.x_test)), family.cfg.eval.seed))
     if family.num_classes():
         metrics.update(evaluate_conditional(family, nets, evaluator, data, classifier_cfg))
+    return metrics
+
+
+def evaluate_translation(family: Family, nets: Nets, data: Prepared, evaluator_dir: str) -> dict:
+    """A translation family in both directions (REFERENCE.md), on the held-out images of each domain:
+
+    - ``label_preservation_ab``: share of translated A test images that B's evaluator assigns the
+      source image's label (and ``_ba`` the other way); only for labelled domains;
+    - ``fid_ab``: FID of G_AB(A test) against B's real train features (B's evaluator), with
+      ``fid_ab_floor`` (B's real test images at the same N) and ``fid_ab_identity`` (the A test
+      images untranslated: where translation starts from);
+    - ``cycle_l1_a``: mean |G_BA(G_AB(a)) - a| per pixel (images in [-1, 1]); ``_b`` likewise.
+    """
+    cfg = family.cfg
+    domains = {"a": (to_unit_range(data.x_test), data.y_test), "b": (to_unit_range(data.x_test_b), data.y_test_b)}
+    metrics: dict = {}
+    for direction, source, target in (("ab", "a", "b"), ("ba", "b", "a")):
+        evaluator = load_evaluator(Path(evaluator_dir) / target.upper())
+        x, labels = domains[source]
+        n = sample_count(cfg, min(len(x), len(evaluator.test_features)))
+        translated = family.translate(nets, x[:n], direction.upper())
+        fid = fid_to_reference(evaluator, evaluator.features(translated))
+        floor = fid_to_reference(evaluator, evaluator.test_features[:n])
+        metrics.update({f"fid_{direction}": fid, f"fid_{direction}_floor": floor,
+                        f"fid_{direction}_over_floor": fid / floor if floor > 0 else None,
+                        f"fid_{direction}_identity": fid_to_reference(evaluator, evaluator.features(x[:n])),
+                        f"cycle_l1_{source}": float(np.abs(family.translate(nets, translated, direction[::-1].upper())
+                                                           - x[:n]).mean())})
+        if evaluator.meta["classifies"] == "class":
+            metrics[f"label_preservation_{direction}"] = label_accuracy(evaluator.model, translated, labels[:n])
+        metrics[f"n_samples_{direction}"] = n
+    log.info("translation: %s", ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics

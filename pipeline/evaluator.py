@@ -78,20 +78,58 @@ def build_evaluator(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -
                 "mode_std": data.meta["mode_std"], "n_test": int(len(data.x_test)), "test_accuracy": None}
         _write_atomically(out_dir, lambda tmp: None, meta)
         return meta
+    if data.unpaired:
+        return _build_domain_classifiers(cfg, data, out_dir)
     model, test_accuracy = train_classifier(cfg, data)
     log.info("evaluator test accuracy %.4f", test_accuracy)
-    arch = {"channels": data.spec.channels, "num_classes": data.spec.num_classes,
-            "feature_dim": cfg.feature_dim, "image_size": data.spec.image_size}
+    meta = {"kind": "classifier", "dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({model.arch})",
+            "test_accuracy": test_accuracy, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}
+    _write_atomically(out_dir, lambda tmp: _write_classifier(tmp, model, data.x_train, data.x_test), meta)
+    return meta
+
+
+def _write_classifier(directory: Path, model: EvaluatorCNN, x_train: np.ndarray, x_test: np.ndarray) -> None:
+    """``evaluator.pt`` and ``reference.npz`` (features of the real train and test images, train
+    mean and covariance) into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.save({"arch": model.arch, "state_dict": model.state_dict()}, directory / "evaluator.pt")
+    train_features = extract_features(model, to_unit_range(x_train))
+    train_mu, train_cov = feature_stats(train_features)
+    save_npz(directory / "reference.npz", train_features=train_features, train_mu=train_mu, train_cov=train_cov,
+             test_features=extract_features(model, to_unit_range(x_test)))
+
+
+def _build_domain_classifiers(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -> dict:
+    """Two domains: ``A/`` and ``B/``, each a classifier evaluator in its own right (translations to
+    a domain are measured in its features). Labelled domains (digits_to_typed) get one class
+    classifier per domain, trained on that domain's real train split; unlabelled ones (the user's
+    folders) share one A-vs-B domain classifier, whose features still tell the domains apart."""
+    domains = {"A": (data.x_train, data.y_train, data.x_test, data.y_test),
+               "B": (data.x_train_b, data.y_train_b, data.x_test_b, data.y_test_b)}
+    labelled = data.spec.num_classes > 0
+    if not labelled:
+        x_tr, x_te = np.concatenate([data.x_train, data.x_train_b]), np.concatenate([data.x_test, data.x_test_b])
+        y_tr = np.repeat([0, 1], [len(data.x_train), len(data.x_train_b)])
+        y_te = np.repeat([0, 1], [len(data.x_test), len(data.x_test_b)])
+        shared = train_classifier(cfg, replace(data, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te,
+                                                 spec=replace(data.spec, num_classes=2)))
+    models, metas = {}, {}
+    for name, (x_tr, y_tr, x_te, y_te) in domains.items():
+        one = replace(data, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te)
+        models[name], accuracy = train_classifier(cfg, one) if labelled else shared
+        metas[name] = {"kind": "classifier", "dataset_sha256": data.sha256, "domain": name,
+                       "classifies": "class" if labelled else "domain",
+                       "extractor": f"EvaluatorCNN({models[name].arch})", "test_accuracy": accuracy,
+                       "n_train": int(len(x_tr)), "n_test": int(len(x_te))}
+        log.info("domain %s evaluator (%s) test accuracy %.4f", name, metas[name]["classifies"], accuracy)
 
     def write(tmp: Path) -> None:
-        torch.save({"arch": arch, "state_dict": model.state_dict()}, tmp / "evaluator.pt")
-        train_features = extract_features(model, to_unit_range(data.x_train))
-        train_mu, train_cov = feature_stats(train_features)
-        save_npz(tmp / "reference.npz", train_features=train_features, train_mu=train_mu, train_cov=train_cov,
-                 test_features=extract_features(model, to_unit_range(data.x_test)))
+        for name, (x_tr, _, x_te, _) in domains.items():
+            _write_classifier(tmp / name, models[name], x_tr, x_te)
+            (tmp / name / "meta.json").write_text(json.dumps(metas[name], indent=2) + "\n")
 
-    meta = {"kind": "classifier", "dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({arch})",
-            "test_accuracy": test_accuracy, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}
+    meta = {"kind": "translation", "dataset_sha256": data.sha256, "labelled": labelled,
+            "test_accuracy": {name: m["test_accuracy"] for name, m in metas.items()}}
     _write_atomically(out_dir, write, meta)
     return meta
 
@@ -106,10 +144,9 @@ def _build_channel_classifier(cfg: EvaluatorConfig, data: Prepared, out_dir: str
                       spec=DataSpec(1, data.spec.image_size, classes))
     model, test_accuracy = train_classifier(cfg, singles)
     log.info("per-channel evaluator test accuracy %.4f on %d distinct test digits", test_accuracy, len(x_test))
-    arch = {"channels": 1, "num_classes": classes, "feature_dim": cfg.feature_dim, "image_size": data.spec.image_size}
-    meta = {"kind": "channel_classifier", "dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({arch})",
+    meta = {"kind": "channel_classifier", "dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({model.arch})",
             "test_accuracy": test_accuracy, "n_train": int(len(x_train)), "n_test": int(len(x_test))}
-    _write_atomically(out_dir, lambda tmp: torch.save({"arch": arch, "state_dict": model.state_dict()},
+    _write_atomically(out_dir, lambda tmp: torch.save({"arch": model.arch, "state_dict": model.state_dict()},
                                                       tmp / "evaluator.pt"), meta)
     return meta
 

@@ -71,3 +71,22 @@ def negative_elbo(x: torch.Tensor, x_hat: torch.Tensor, mu: torch.Tensor, logvar
     """
     nll, kl = gaussian_nll(x, x_hat, std), kl_standard_normal(mu, logvar)
     return (nll + kl).mean(), nll.mean(), kl.mean()
+
+
+def lsgan_discriminator(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Least-squares GAN discriminator loss (Mao et al. 2017) as CycleGAN uses it, minimised by D:
+
+    L_D = 1/2 * (E[(D(y) - 1)^2] + E[D(G(x))^2]), over every patch score.
+    """
+    return 0.5 * ((real_scores - 1).pow(2).mean() + fake_scores.pow(2).mean())
+
+
+def lsgan_generator(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Least-squares GAN generator loss, minimised by G: L_G = E[(D(G(x)) - 1)^2]."""
+    return (fake_scores - 1).pow(2).mean()
+
+
+def l1_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference E|a - b| over every pixel: CycleGAN's cycle-consistency term
+    ||F(G(x)) - x||_1 (and the identity term ||G(y) - y||_1), before their weights."""
+    return (a - b).abs().mean()

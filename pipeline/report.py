@@ -38,6 +38,10 @@ VAE_COLUMNS = [("elbo", "test ELBO (nats/image)", None), ("kl", "KL (nats)", Non
 MIXTURE_COLUMNS = [("modes", "modes", "modes_floor"), ("high_quality", "high quality", "high_quality_floor"),
                    ("reverse_kl", "reverse KL", "reverse_kl_floor"),
                    ("grad_norm_ratio_early", "NS / minimax grad norm, first 10%", None)]
+TRANSLATION_COLUMNS = [("label_preservation_ab", "label kept A->B", None), ("label_preservation_ba", "label kept B->A", None),
+                       ("fid_ab", "FID A->B", "fid_ab_floor"), ("fid_ab_over_floor", "A->B / floor", None),
+                       ("fid_ba", "FID B->A", "fid_ba_floor"), ("fid_ba_over_floor", "B->A / floor", None),
+                       ("cycle_l1_a", "cycle L1 A", None), ("cycle_l1_b", "cycle L1 B", None)]
 STACKED_COLUMNS = [("modes", "modes (of 1,000)", "modes_floor"), ("kl", "KL to uniform", "kl_floor")]
 GAN_VS_VAE_KEYS = [("fid", "FID", "lower"), ("kid_mean", "KID", "lower"), ("precision", "precision", "higher"),
                    ("recall", "recall", "higher"), ("density", "density", "higher"), ("coverage", "coverage", "higher")]
@@ -147,7 +151,7 @@ def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_d
                    evaluator_metrics: dict[str, dict]) -> list[Section]:
     metrics = load_metrics(metrics_dir, params)
     kinds = {name: params.datasets[params.variants[name].dataset].kind for name in metrics}
-    images = [n for n in metrics if kinds[n] == "digits"]
+    images = [n for n in metrics if kinds[n] in ("digits", "typed_digits")]
     sections = []
     if images:
         table = metric_table(images, metrics, IMAGE_COLUMNS)
@@ -178,6 +182,13 @@ def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_d
         if names:
             sections.append(Section(f"Mode collapse: {kind}", ["Brackets: real test data (the floor)."],
                                     metric_table(names, metrics, columns)))
+    translations = [n for n in metrics if kinds[n] in ("digits_to_typed", "image_folders")]
+    if translations:
+        sections.append(Section("Translation (CycleGAN)", [
+            "Label kept: share of translated test images the target domain's evaluator gives the source label. "
+            "FID of translations against the target domain's real train split, in that domain's evaluator "
+            "features (brackets: the target's real test images, the floor). Cycle L1: mean |F(G(x)) - x| per "
+            "pixel in [-1, 1]."], metric_table(translations, metrics, TRANSLATION_COLUMNS)))
     compared = {n: read_csv(plots_dir / f"{n}.csv") for n in metrics if (plots_dir / f"{n}.csv").is_file()}
     with_both = {n: h for n, h in compared.items() if "grad_norm/G_minimax" in h and "grad_norm/G_nonsaturating" in h
                  and params.variants[n].family == "gan"}
@@ -188,7 +199,8 @@ def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_d
             figures=[("gradient norms", gradient_plot(with_both))]))
     samples = [(f"{n}", (samples_dir / f"{n}.png").read_bytes()) for n in metrics if (samples_dir / f"{n}.png").is_file()]
     sections.append(Section("Samples", ["Conditional variants: one row per class. 2-D variants: samples (blue) "
-                                        "over the true modes (red)."], figures=samples))
+                                        "over the true modes (red). Translation variants, row by row: A test images, "
+                                        "A->B, back to A; B test images, B->A, back to B."], figures=samples))
     curves = [(f"{n} losses", loss_curves(n, h)) for n, h in compared.items()]
     sections.append(Section("Training curves", [], figures=curves))
     return sections

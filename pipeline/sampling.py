@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pipeline.config import variant_from_dict
-from pipeline.data import DataSpec, Prepared
+from pipeline.data import DataSpec, Prepared, as_training_array
 from pipeline.families import Family, Nets, family_for
 from pipeline.images import make_grid, scatter_points, to_uint8
 
@@ -78,10 +78,18 @@ def draw(family: Family, nets: Nets, n: int, seed: int, batch: int = 1000,
 
 def sample_picture(family: Family, nets: Nets, data: Prepared) -> np.ndarray:
     """The evaluation picture of a trained variant (uint8 RGB): 2,500 points over the true modes, one
-    row of ten samples per class for a conditional generator, else an 8 x 8 grid."""
+    row of ten samples per class for a conditional generator, test images with their translations
+    and reconstructions for a translation family, else an 8 x 8 grid."""
+    if family.translates:
+        return translation_picture(family, nets, data)
     if data.spec.point_dim:
         return scatter_points(draw(family, nets, 2500, seed=0), np.asarray(data.meta["modes"]))
     if family.num_classes():
         labels = np.repeat(np.arange(family.num_classes()), 10)
         return make_grid(to_uint8(draw(family, nets, len(labels), seed=0, labels=labels)), ncol=10)
     return make_grid(to_uint8(draw(family, nets, 64, seed=0)))
+
+
+def translation_picture(family: Family, nets: Nets, data: Prepared, n: int = 8) -> np.ndarray:
+    """The first ``n`` test images of each domain, their translations and reconstructions (uint8 RGB)."""
+    return family.translation_grid(nets, as_training_array(data.x_test[:n]), as_training_array(data.x_test_b[:n]))

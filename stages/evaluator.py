@@ -29,8 +29,12 @@ def main() -> None:
     params = params_or_exit(args.params, check)
     meta = build_evaluator(params.evaluators[args.dataset], load_prepared(args.data), args.out)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-    summary = ({"test_accuracy": meta["test_accuracy"]} if meta["kind"] != "modes"
-               else {"modes": len(meta["modes"])})
+    if meta["kind"] == "modes":
+        summary = {"modes": len(meta["modes"])}
+    elif meta["kind"] == "translation":  # one evaluator per domain
+        summary = {f"test_accuracy_{domain.lower()}": acc for domain, acc in meta["test_accuracy"].items()}
+    else:
+        summary = {"test_accuracy": meta["test_accuracy"]}
     Path(args.metrics).write_text(json.dumps(summary, indent=2) + "\n")
     logging.info("evaluator for %s: %s", args.dataset, summary)
 

@@ -2,10 +2,12 @@
 
 import argparse
 import logging
+import sys
 
 from _common import params_or_exit, setup_logging
 from pipeline.config import ConfigError
 from pipeline.data import prepare
+from pipeline.data.folders import FolderError
 
 
 def main() -> None:
@@ -22,7 +24,11 @@ def main() -> None:
                                f"allowed: {', '.join(params.datasets)}"])
 
     params = params_or_exit(args.params, check)
-    meta = prepare(params.datasets[args.dataset], args.out)
+    try:  # image folders are read and checked in full before anything is written
+        meta = prepare(params.datasets[args.dataset], args.out)
+    except FolderError as err:
+        print(f"error: datasets.{args.dataset}: {err}", file=sys.stderr)
+        sys.exit(2)
     logging.info("prepared %s: %d train / %d test images, sha256 %s", args.dataset, meta["n_train"],
                  meta["n_test"], meta["sha256"])
 

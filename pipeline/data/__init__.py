@@ -2,7 +2,10 @@
 
 A prepared dataset is one ``.npz`` with ``x_train``/``x_test`` (uint8 images ``[N, C, H, W]``, or
 float32 2-D points ``[N, 2]``) and ``y_train``/``y_test`` (int64 ``[N]``: class or mode index), plus
-a JSON sidecar with its sha256 and shape (and, for mixtures, the modes). Training code sees images
+a JSON sidecar with its sha256 and shape (and, for mixtures, the modes). A two-domain dataset (for
+CycleGAN) stores domain A under those names and domain B as ``x_train_b``/``x_test_b``/``y_train_b``/
+``y_test_b``; its sidecar says ``"unpaired": true`` (labels -1 where the domains have none, as for the
+user's image folders). Training code sees images
 scaled to [-1, 1] (the range of G's tanh output) and points as they are (:func:`as_training_array`).
 """
 
@@ -16,8 +19,11 @@ from typing import Callable
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from pipeline.config import DatasetConfig, MixtureDatasetConfig, StackedDigitsConfig
+from pipeline.config import (AnyDatasetConfig, DigitsToTypedConfig, ImageFoldersConfig, MixtureDatasetConfig,
+                             StackedDigitsConfig, TypedDigitsConfig)
 from pipeline.data.digits import load_digit_images
+from pipeline.data.folders import load_domains
+from pipeline.data.typed import typed_digit_images
 from pipeline.data.mixtures import MIXTURES, sample_mixture
 from pipeline.data.stacked import DIGIT_CLASSES, stack_digits
 from pipeline.data.npz import load_npz, save_npz
@@ -38,19 +44,51 @@ class DataSpec:
     point_dim: int = 0
 
 
-def prepare(cfg: DatasetConfig | MixtureDatasetConfig, out_path: str | Path) -> dict:
+def prepare(cfg: AnyDatasetConfig, out_path: str | Path) -> dict:
     """Build the dataset, split it (seeded), write the ``.npz`` and its sidecar JSON.
 
-    Returns the sidecar dict (sha256, sizes, spec).
+    Returns the sidecar dict (sha256, sizes, spec). Raises ``FolderError`` (before writing anything)
+    for unreadable image folders.
     """
     if isinstance(cfg, MixtureDatasetConfig):
         return prepare_mixture(cfg, out_path)
     if isinstance(cfg, StackedDigitsConfig):
         return prepare_stacked(cfg, out_path)
+    if isinstance(cfg, TypedDigitsConfig):
+        x_train, y_train = typed_digit_images(cfg.n_train, cfg.image_size, cfg.seed, cfg.system_fonts)
+        x_test, y_test = typed_digit_images(cfg.n_test, cfg.image_size, cfg.seed + 1, cfg.system_fonts)
+        return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test)
+    if isinstance(cfg, (DigitsToTypedConfig, ImageFoldersConfig)):
+        return prepare_unpaired(cfg, out_path)
     images, labels = LOADERS[cfg.kind](cfg.image_size)
     x_train, x_test, y_train, y_test = train_test_split(
         images, labels, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=labels)
     return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test)
+
+
+def prepare_unpaired(cfg: DigitsToTypedConfig | ImageFoldersConfig, out_path: str | Path) -> dict:
+    """Two domains in one file: A = handwritten digits and B = typed digits (labelled, 10 classes),
+    or the user's trainA/trainB folders (unlabelled: labels -1, ``num_classes`` 0)."""
+    if isinstance(cfg, ImageFoldersConfig):
+        arrays = load_domains(cfg.path, cfg.channels, cfg.image_size, cfg.test_fraction, cfg.seed)
+        labels = {key.replace("x_", "y_"): np.full(len(x), -1, np.int64) for key, x in arrays.items()}
+        arrays, num_classes = {**arrays, **labels}, 0
+    else:
+        images, labels = load_digit_images(cfg.image_size)
+        x_train, x_test, y_train, y_test = train_test_split(
+            images, labels, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=labels)
+        x_train_b, y_train_b = typed_digit_images(cfg.typed_train, cfg.image_size, cfg.seed + 100, cfg.system_fonts)
+        x_test_b, y_test_b = typed_digit_images(cfg.typed_test, cfg.image_size, cfg.seed + 101, cfg.system_fonts)
+        arrays = {"x_train": x_train, "x_test": x_test, "y_train": y_train, "y_test": y_test,
+                  "x_train_b": x_train_b, "x_test_b": x_test_b, "y_train_b": y_train_b, "y_test_b": y_test_b}
+        num_classes = 10
+    sha = save_npz(out_path, **arrays)
+    x = arrays["x_train"]
+    meta = {"sha256": sha, "kind": cfg.kind, "unpaired": True, "n_train": len(x), "n_test": len(arrays["x_test"]),
+            "n_train_b": len(arrays["x_train_b"]), "n_test_b": len(arrays["x_test_b"]),
+            "channels": int(x.shape[1]), "image_size": int(x.shape[-1]), "num_classes": num_classes}
+    meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
 
 
 def prepare_stacked(cfg: StackedDigitsConfig, out_path: str | Path) -> dict:
@@ -110,6 +148,16 @@ class Prepared:
     sha256: str
     spec: DataSpec
     meta: dict  # the JSON sidecar (sizes; for mixtures also ``modes`` and ``mode_std``)
+    # Domain B of a two-domain dataset (None otherwise); x_train/x_test above are domain A.
+    x_train_b: np.ndarray | None = None
+    y_train_b: np.ndarray | None = None
+    x_test_b: np.ndarray | None = None
+    y_test_b: np.ndarray | None = None
+
+    @property
+    def unpaired(self) -> bool:
+        """Two unpaired domains (A and B) rather than one."""
+        return self.x_train_b is not None
 
 
 def load_prepared(npz_path: str | Path) -> Prepared:
@@ -121,7 +169,8 @@ def load_prepared(npz_path: str | Path) -> Prepared:
     meta = json.loads(meta_path(npz_path).read_text())
     spec = DataSpec(meta["channels"], meta["image_size"], meta["num_classes"], meta.get("point_dim", 0))
     return Prepared(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],
-                    meta["sha256"], spec, meta)
+                    meta["sha256"], spec, meta, arrays.get("x_train_b"), arrays.get("y_train_b"),
+                    arrays.get("x_test_b"), arrays.get("y_test_b"))
 
 
 def to_unit_range(images: np.ndarray) -> np.ndarray:

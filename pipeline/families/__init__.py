@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pipeline.config import TrainingConfig
 from pipeline.families.base import Family, Nets, Optimizers, StepEnv
+from pipeline.families.cyclegan import CycleGANFamily
 from pipeline.families.dcgan import DCGANFamily
 from pipeline.families.gan import GANFamily
 from pipeline.families.vae import VAEFamily
@@ -12,6 +13,7 @@ FAMILIES: dict[str, type] = {
     "dcgan": DCGANFamily,
     "gan": GANFamily,
     "vae": VAEFamily,
+    "cyclegan": CycleGANFamily,
 }
 
 

@@ -81,6 +81,7 @@ class LatentGANFamily:
 
     sampling_net_name = "G_ema"
     saved_net_names = ("G_ema",)
+    translates = False
 
     def __init__(self, cfg):
         self.cfg = cfg

@@ -14,6 +14,8 @@ A family is a class constructed with its variant's config (``FAMILIES[cfg.family
 - ``held_out_metrics(nets, x, seed)``: metrics on real test images (the VAE's ELBO); {} for GANs.
 - ``input_example(n)``: an input batch of the sampling network (for the logged MLflow model).
 - ``num_classes()``: how many classes ``sample(..., cond=labels)`` takes (0: unconditional).
+- ``translates``: True for a translation family (CycleGAN), which has ``translate(nets, images,
+  direction)`` and ``translation_grid(nets, a, b)`` instead of sampling from noise.
 
 All checkpoint state is ``state_dict``s of ``Nets`` and the optimisers (see ``pipeline.train.checkpoint``).
 """
@@ -40,17 +42,20 @@ class StepEnv:
     """What a train step needs from its runtime, without knowing the runtime.
 
     ``sync_grads(params)`` averages gradients over data-parallel workers (all-reduce); on one worker
-    it does nothing. Families call it between ``backward()`` and ``optimizer.step()``.
+    it does nothing. Families call it between ``backward()`` and ``optimizer.step()``. ``epoch`` is
+    the 0-based epoch the step belongs to (learning-rate schedules).
     """
 
     step: int
     device: torch.device
     sync_grads: Callable[[Iterable[nn.Parameter]], None]
+    epoch: int = 0
 
 
 class Family(Protocol):
     sampling_net_name: str
     saved_net_names: tuple[str, ...]  # what models/<variant>/ keeps (the sampling net first)
+    translates: bool  # a translation family (CycleGAN) rather than a sampler from noise
     cfg: TrainingConfig
 
     def build(self, spec: DataSpec) -> Nets: ...

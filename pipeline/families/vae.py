@@ -21,6 +21,7 @@ from pipeline.models.vae import vae_networks
 class VAEFamily:
     sampling_net_name = "Dec"
     saved_net_names = ("Dec", "E")
+    translates = False
 
     def __init__(self, cfg: VaeConfig):
         self.cfg = cfg

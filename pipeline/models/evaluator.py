@@ -29,6 +29,9 @@ class EvaluatorCNN(nn.Module):
         )
         self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(feature_dim, num_classes))
         self.feature_dim = feature_dim
+        # The constructor's arguments: saved beside the state_dict so the evaluator can be rebuilt.
+        self.arch = {"channels": channels, "num_classes": num_classes, "feature_dim": feature_dim,
+                     "image_size": image_size}
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Images [N, C, H, W] in [-1, 1] -> features [N, feature_dim]."""

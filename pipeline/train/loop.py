@@ -20,15 +20,16 @@ import numpy as np
 import torch
 
 from pipeline.config import variant_from_dict
-from pipeline.data import as_training_array, load_prepared
+from pipeline.data import load_prepared
 from pipeline.families import family_for
 from pipeline.families.base import StepEnv
 from pipeline.images import preview
+from pipeline.sampling import translation_picture
 from pipeline.tracking import RunLogger
 from pipeline.train.checkpoint import load_checkpoint, restore, save_checkpoint
 from pipeline.train.distributed import make_grad_sync
 from pipeline.train.session import Session
-from pipeline.train.sharding import ShardedBatches
+from pipeline.train.sharding import training_batches
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +69,7 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
     opts = family.optimizers(nets)
     start_epoch, step, history = resume_state(session, nets, opts, job.variant)
 
-    x = torch.from_numpy(as_training_array(data.x_train)).to(device)
-    y = torch.from_numpy(data.y_train).to(device)
-    batches = ShardedBatches(x, y, cfg.batch_size, rank, world, cfg.seed)
+    batches = training_batches(data, cfg.batch_size, rank, world, cfg.seed, device)
     env = StepEnv(step=step, device=device, sync_grads=make_grad_sync(world))
     logger = RunLogger(job.tracking_uri, job.run_id) if rank == 0 and job.run_id else None
     if rank == 0:
@@ -82,6 +81,7 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
         return
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(epoch_seed(cfg.seed, rank, epoch))
+        env.epoch = epoch
         sums: dict[str, float] = {}
         started = time.perf_counter()
         for batch in batches.epoch(epoch):
@@ -101,8 +101,7 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
         if logger:
             logger.log_step({"perf/samples_per_s": metrics["perf/samples_per_s"]}, step)
             logger.flush()
-            n_preview = 1000 if data.spec.point_dim else job.grid_samples  # a scatter needs more points
-            logger.log_image(_sample_grid(family, nets, cfg.seed, n_preview), "samples", epoch + 1)
+            logger.log_image(_epoch_picture(family, nets, data, cfg.seed, job.grid_samples), "samples", epoch + 1)
         _report(session, metrics, nets, opts, job, history, epoch + 1)
         if rank == 0 and (epoch == start_epoch or (epoch + 1) % max(1, cfg.epochs // 20) == 0):
             log.info("%s epoch %d/%d (%.0f%%): %s", job.variant_name, epoch + 1, cfg.epochs,
@@ -140,6 +139,11 @@ def _report(session: Session, metrics: dict[str, float], nets: dict, opts: dict,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _sample_grid(family, nets: dict, seed: int, n: int) -> np.ndarray:
-    """The same latent vectors every epoch, so the MLflow image slider shows training progress."""
+def _epoch_picture(family, nets: dict, data, seed: int, n_images: int) -> np.ndarray:
+    """The same inputs every epoch, so the MLflow image slider shows training progress: a grid of
+    ``n_images`` samples (a scatter of 1,000 points for 2-D data), or for a translation family the
+    first 8 test images of each domain with their translations and reconstructions."""
+    if family.translates:
+        return translation_picture(family, nets, data)
+    n = 1000 if data.spec.point_dim else n_images  # a scatter needs more points
     return preview(family.sample(nets, n, torch.Generator().manual_seed(seed)).cpu().numpy())

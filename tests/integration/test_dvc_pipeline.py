@@ -52,6 +52,10 @@ def repo_copy(tmp_path_factory) -> Path:
     params["variants"]["cgan"] = {**params["variants"]["dcgan"], "conditional": True}
     params["variants"]["vae"] = {"family": "vae", "dataset": "digits", "epochs": 1, "batch_size": 64, "z_dim": 16,
                                  "width": 16, "eval": {"kid_subsets": 5}}
+    params["datasets"]["d2t"] = {"kind": "digits_to_typed", "typed_train": 100, "typed_test": 60}
+    params["evaluators"]["d2t"] = {"epochs": 2}
+    params["variants"]["cyclegan"] = {"family": "cyclegan", "dataset": "d2t", "epochs": 1, "batch_size": 64,
+                                      "g_width": 8, "g_blocks": 1, "d_width": 8}
     (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     run(["git", "init", "-q"], target)
@@ -79,8 +83,12 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
     assert 0 <= cgan["label_accuracy"] <= 1 and cgan["intra_fid"] > 0 and 0 <= cgan["cas"] <= cgan["cas_real"] + 0.5
     vae = json.loads((repo_copy / "metrics" / "vae.json").read_text())
     assert np.isfinite(vae["elbo"]) and vae["recon_mse"] > 0 and np.isfinite(vae["fid"])
+    cyclegan = json.loads((repo_copy / "metrics" / "cyclegan.json").read_text())
+    for key in ("label_preservation_ab", "label_preservation_ba"):
+        assert 0 <= cyclegan[key] <= 1
+    assert cyclegan["fid_ab"] > cyclegan["fid_ab_floor"] > 0 and cyclegan["n_samples_ab"] == 60
     report = (repo_copy / "reports" / "index.html").read_text()
-    assert "GAN vs VAE" in report and "data:image/png;base64," in report
+    assert "GAN vs VAE" in report and "data:image/png;base64," in report and "Translation (CycleGAN)" in report
     assert (repo_copy / "reports" / "summary.md").is_file()
     points = json.loads((repo_copy / "metrics" / "gan_ns.json").read_text())
     assert points["modes_floor"] == 8 and 0 <= points["modes"] <= 8 and points["n_samples"] == 500
