@@ -205,7 +205,8 @@ def evaluate_translation(family: Family, nets: Nets, data: Prepared, evaluator_d
     """A translation family in both directions (REFERENCE.md), on the held-out images of each domain:
 
     - ``label_preservation_ab``: share of translated A test images that B's evaluator assigns the
-      source image's label (and ``_ba`` the other way); only for labelled domains;
+      source image's label (and ``_ba`` the other way); only for labelled domains; ``_identity``:
+      the same for the untranslated images;
     - ``fid_ab``: FID of G_AB(A test) against B's real train features (B's evaluator), with
       ``fid_ab_floor`` (B's real test images at the same N) and ``fid_ab_identity`` (the A test
       images untranslated: where translation starts from);
@@ -226,8 +227,9 @@ def evaluate_translation(family: Family, nets: Nets, data: Prepared, evaluator_d
                         f"fid_{direction}_identity": fid_to_reference(evaluator, evaluator.features(x[:n])),
                         f"cycle_l1_{source}": float(np.abs(family.translate(nets, translated, direction[::-1].upper())
                                                            - x[:n]).mean())})
-        if evaluator.meta["classifies"] == "class":
+        if evaluator.meta["classifies"] == "class":  # and what leaving the images untranslated would get
             metrics[f"label_preservation_{direction}"] = label_accuracy(evaluator.model, translated, labels[:n])
+            metrics[f"label_preservation_{direction}_identity"] = label_accuracy(evaluator.model, x[:n], labels[:n])
         metrics[f"n_samples_{direction}"] = n
     log.info("translation: %s", ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float)))
     return metrics

@@ -56,7 +56,8 @@ class CycleGANFamily:
         return {
             "G_AB": ResnetGenerator(c, c, cfg.g_width, cfg.g_blocks, cfg.g_downsample),
             "G_BA": ResnetGenerator(c, c, cfg.g_width, cfg.g_blocks, cfg.g_downsample),
-            "D_A": PatchDiscriminator(c, cfg.d_width, cfg.d_layers), "D_B": PatchDiscriminator(c, cfg.d_width, cfg.d_layers),
+            "D_A": PatchDiscriminator(c, cfg.d_width, cfg.d_layers, cfg.d_norm),
+            "D_B": PatchDiscriminator(c, cfg.d_width, cfg.d_layers, cfg.d_norm),
             "pool_A": ImagePool(cfg.pool_size, self._shape), "pool_B": ImagePool(cfg.pool_size, self._shape),
         }
 

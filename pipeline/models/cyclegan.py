@@ -65,15 +65,19 @@ class ResnetGenerator(nn.Module):
 
 
 class PatchDiscriminator(nn.Module):
-    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 2):
+    """``norm``: instance norm after every inner convolution (the reference), or none. On small images
+    the last maps are only 3 x 3, and instance norm there removes each channel's mean over 9 positions."""
+
+    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 2, norm: str = "instance"):
         super().__init__()
+        assert norm in ("instance", "none"), f"norm must be 'instance' or 'none', got {norm!r}"
         layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
         mult = 1
         for n in range(1, n_layers + 1):  # n_layers - 1 more stride-2 convolutions, then one stride-1
             prev, mult = mult, min(2 ** n, 8)
             stride = 2 if n < n_layers else 1
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1), nn.InstanceNorm2d(ndf * mult),
-                       nn.LeakyReLU(0.2, True)]
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, stride=stride, padding=1),
+                       nn.InstanceNorm2d(ndf * mult) if norm == "instance" else nn.Identity(), nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(ndf * mult, 1, 4, stride=1, padding=1))
         self.net = nn.Sequential(*layers)
         self.apply(init_weights)

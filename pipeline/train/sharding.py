@@ -14,6 +14,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
+from pipeline.data import Prepared, as_training_array
+
 
 class ShardedBatches:
     def __init__(self, x: torch.Tensor, y: torch.Tensor, global_batch: int, rank: int, world_size: int,
@@ -74,12 +76,10 @@ class UnpairedBatches:
             yield self.x_a[idx_a], self.x_b[idx_b]  # [b, C, H, W] each
 
 
-def training_batches(data, global_batch: int, rank: int, world_size: int, seed: int,
+def training_batches(data: Prepared, global_batch: int, rank: int, world_size: int, seed: int,
                      device: torch.device | str = "cpu") -> ShardedBatches | UnpairedBatches:
     """The batches a family trains on: (x, y) of one dataset, or (x_A, x_B) of two unpaired domains.
-    ``data`` is a :class:`pipeline.data.Prepared`; arrays go to ``device`` once, up front."""
-    from pipeline.data import as_training_array
-
+    Arrays go to ``device`` once, up front."""
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(as_training_array(array) if array.dtype != np.int64 else array).to(device)
 
