@@ -232,6 +232,7 @@ class CycleganConfig(TrainingConfig):
     d_width: int = Field(64, ge=4, description="channels of the PatchGAN discriminators' first layer (ndf)")
     d_layers: int = Field(2, ge=1, le=5, description="stride-2 convolutions of the PatchGAN (paper: 3, 70x70)")
     d_norm: Literal["instance", "none"] = Field("instance", description="normalisation inside the PatchGAN")
+    augment: list[AugmentName] = Field(default_factory=list, description="DiffAugment of what D sees; [] disables")
     lambda_cycle: float = Field(10.0, ge=0.0, description="weight of the cycle-consistency L1 (0 disables it)")
     lambda_identity: float = Field(0.5, ge=0.0, description="identity loss weight, in units of lambda_cycle")
     pool_size: int = Field(50, ge=0, description="history of generated images D is shown (0: none)")

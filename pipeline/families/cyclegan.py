@@ -12,6 +12,9 @@ One step on unpaired batches a (from A) and b (from B), generators first, as the
   D phase: minimise  1/2 (E[(D_B(b) - 1)^2] + E[D_B(pool_B(G_AB(a)))^2]) and the same for D_A, where
            pool_X returns a fake from the 50-image history half the time (:class:`ImagePool`).
 
+With ``augment`` (not in the paper), D_A and D_B see every image, real or generated, through the same
+kind of random DiffAugment transform T in both phases (Zhao et al. 2020), the small-data remedy.
+
 Adam (lr, beta1 0.5) for both generators together and for both discriminators together. The learning
 rate is constant for ``epochs - decay`` epochs, then falls linearly towards 0 over the last ``decay``
 epochs (:func:`lr_factor`); it is a function of the epoch, so the schedule's state is the epoch the
@@ -25,6 +28,7 @@ from itertools import chain
 import numpy as np
 import torch
 
+from pipeline.augment import diff_augment
 from pipeline.config import CycleganConfig
 from pipeline.data import DataSpec
 from pipeline.families.base import Nets, Optimizers, StepEnv, grad_norm
@@ -74,10 +78,18 @@ class CycleGANFamily:
         for opt in opts.values():
             for group in opt.param_groups:
                 group["lr"] = lr
-        G_AB, G_BA, D_A, D_B = nets["G_AB"], nets["G_BA"], nets["D_A"], nets["D_B"]
+        G_AB, G_BA = nets["G_AB"], nets["G_BA"]
+
+        def D_A(x: torch.Tensor) -> torch.Tensor:  # what D sees: T(x), T = identity without augment
+            return nets["D_A"](diff_augment(x, cfg.augment))
+
+        def D_B(x: torch.Tensor) -> torch.Tensor:
+            return nets["D_B"](diff_augment(x, cfg.augment))
+
+        d_params = [*nets["D_A"].parameters(), *nets["D_B"].parameters()]
 
         # G phase: D_A and D_B frozen (no gradients computed for them).
-        for p in chain(D_A.parameters(), D_B.parameters()):
+        for p in d_params:
             p.requires_grad_(False)
         fake_b, fake_a = G_AB(real_a), G_BA(real_b)
         adversarial = lsgan_generator(D_B(fake_b)) + lsgan_generator(D_A(fake_a))
@@ -94,13 +106,13 @@ class CycleGANFamily:
         opts["G"].step()
 
         # D phase: each D sees real images of its domain and (pooled) fakes of the same domain.
-        for p in chain(D_A.parameters(), D_B.parameters()):
+        for p in d_params:
             p.requires_grad_(True)
         loss_d_b = lsgan_discriminator(D_B(real_b), D_B(nets["pool_B"].query(fake_b.detach())))
         loss_d_a = lsgan_discriminator(D_A(real_a), D_A(nets["pool_A"].query(fake_a.detach())))
         opts["D"].zero_grad(set_to_none=True)
         (loss_d_a + loss_d_b).backward()
-        env.sync_grads([*D_A.parameters(), *D_B.parameters()])
+        env.sync_grads(d_params)
         opts["D"].step()
         return {"loss/G": float(loss_g.detach()), "loss/G_adv": float(adversarial.detach()),
                 "loss/cycle": float(cycle.detach()), "loss/identity": float(identity.detach()),

@@ -118,6 +118,11 @@ def test_train_step_reports_terms_and_follows_the_schedule():
     assert not torch.equal(before, nets["G_AB"].net[1].weight)
     assert int(nets["pool_A"].count) == 5 and int(nets["pool_B"].count) == 5  # batch 8, pool 5: full
 
+    augmented = family_for(parse_params(cyclegan_raw(augment=["translation", "cutout"])).variant("cyclegan"))
+    nets = augmented.build(DataSpec(1, 16, 10))
+    assert all(np.isfinite(v) for v in augmented.train_step(nets, augmented.optimizers(nets), batch(0),
+                                                             step_env()).values())
+
     no_cycle = family_for(parse_params(cyclegan_raw(lambda_cycle=0.0)).variant("cyclegan"))
     nets = no_cycle.build(DataSpec(1, 16, 10))
     scalars = no_cycle.train_step(nets, no_cycle.optimizers(nets), batch(0), step_env())
