@@ -1,9 +1,9 @@
 """Typed, validated params: the one place that reads ``params.yaml``.
 
-Every key is declared here (pydantic, ``extra="forbid"``), so a typo is an error, not a silent
-default. :func:`load_params` collects *all* problems and raises :class:`ConfigError` with one line
-per problem naming the key path, the bad value and what is allowed; stages turn that into exit
-code 2 before Ray starts or any output is touched.
+Every key is declared in :mod:`pipeline.schemas` (pydantic, ``extra="forbid"``), so a typo is an
+error, not a silent default. :func:`load_params` collects *all* problems and raises
+:class:`ConfigError` with one line per problem naming the key path, the bad value and what is
+allowed; stages turn that into exit code 2 before Ray starts or any output is touched.
 """
 
 from __future__ import annotations
@@ -12,250 +12,17 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError
 
-
-class ConfigError(ValueError):
-    """Invalid params; ``problems`` holds one human-readable line per problem."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _power_of_two(value: int) -> int:
-    if value & (value - 1):
-        raise ValueError("must be a power of two (8, 16, 32 or 64)")
-    return value
-
-
-class DatasetConfig(Strict):
-    """An image dataset that ``prepare@<name>`` turns into ``data/prepared/<name>.npz``."""
-
-    kind: Literal["digits"]
-    image_size: int = Field(16, ge=8, le=64, description="side of the square images")
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    seed: int = Field(0, ge=0, description="seed of the stratified train/test split")
-
-    _pow2 = field_validator("image_size")(_power_of_two)
-
-
-class MixtureDatasetConfig(Strict):
-    """A 2-D Gaussian mixture of the mode-collapse benchmarks (REFERENCE.md)."""
-
-    kind: Literal["ring8", "grid25"]
-    n_train: int = Field(100_000, ge=100, description="training points (PacGAN: 100,000)")
-    n_test: int = Field(2_500, ge=100, description="held-out points (the real-vs-real floor)")
-    seed: int = Field(0, ge=0)
-
-
-class StackedDigitsConfig(DatasetConfig):
-    """Three independent digits as the three channels of one image: 1,000 modes (Stacked MNIST)."""
-
-    kind: Literal["stacked_digits"]
-    n_train: int = Field(25_000, ge=100, description="stacked training samples (from the digits train split)")
-    n_test: int = Field(26_000, ge=100, description="stacked test samples; the protocol evaluates 26,000")
-
-
-class TypedDigitsConfig(Strict):
-    """Digits 0-9 typeset with the fonts installed packages ship, jittered (pipeline.data.typed)."""
-
-    kind: Literal["typed_digits"]
-    image_size: int = Field(16, ge=8, le=64, description="side of the square images")
-    n_train: int = Field(1500, ge=10)
-    n_test: int = Field(360, ge=10)
-    seed: int = Field(0, ge=0)
-    system_fonts: bool = Field(False, description="also use the .ttf fonts under /usr/share/fonts")
-
-    _pow2 = field_validator("image_size")(_power_of_two)
-
-
-class DigitsToTypedConfig(Strict):
-    """CycleGAN's unpaired domains: A = handwritten ``digits`` (split as that dataset is), B = typed
-    digits (drawn independently). Labels are stored for evaluation only."""
-
-    kind: Literal["digits_to_typed"]
-    image_size: int = Field(16, ge=8, le=64, description="side of the square images")
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="held-out share of domain A")
-    typed_train: int = Field(1500, ge=10, description="typed digits in B's train split")
-    typed_test: int = Field(360, ge=10, description="typed digits in B's test split")
-    seed: int = Field(0, ge=0)
-    system_fonts: bool = Field(False, description="also use the .ttf fonts under /usr/share/fonts")
-
-    _pow2 = field_validator("image_size")(_power_of_two)
-
-
-class ImageFoldersConfig(Strict):
-    """The user's unpaired images: ``path`` holds trainA/, trainB/ (and optionally testA/, testB/)."""
-
-    kind: Literal["image_folders"]
-    path: str = Field(description="folder with trainA/ and trainB/; keep it under data/raw/ so DVC tracks it")
-    channels: Literal[1, 3] = Field(3, description="1: grey, 3: RGB")
-    image_size: int = Field(32, ge=8, le=64, description="side of the square images")
-    test_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="held out when there is no testA/testB")
-    seed: int = Field(0, ge=0)
-
-    _pow2 = field_validator("image_size")(_power_of_two)
-
-
-# Explicit registry: dataset kind -> its params schema.
-DATASET_SCHEMAS: dict[str, type[Strict]] = {
-    "digits": DatasetConfig, "stacked_digits": StackedDigitsConfig, "typed_digits": TypedDigitsConfig,
-    "ring8": MixtureDatasetConfig, "grid25": MixtureDatasetConfig,
-    "digits_to_typed": DigitsToTypedConfig, "image_folders": ImageFoldersConfig,
-}
-POINT_DATASETS = ("ring8", "grid25")
-UNPAIRED_DATASETS = (DigitsToTypedConfig, ImageFoldersConfig)  # two domains, for translation families
-AnyDatasetConfig = (DatasetConfig | TypedDigitsConfig | MixtureDatasetConfig | DigitsToTypedConfig
-                    | ImageFoldersConfig)
-
-
-class EvaluatorConfig(Strict):
-    """The per-dataset classifier whose feature space FID/KID are measured in."""
-
-    epochs: int = Field(20, ge=1)
-    batch_size: int = Field(64, ge=2)
-    lr: float = Field(1e-3, gt=0.0)
-    feature_dim: int = Field(64, ge=2, description="width of the penultimate (feature) layer")
-    seed: int = Field(0, ge=0)
-
-
-class EvalConfig(Strict):
-    """How a trained variant is evaluated (REFERENCE.md: KID subsets, equal-N floor)."""
-
-    n_samples: int | None = Field(None, ge=10, description="None: the size of the test split")
-    kid_subsets: int = Field(100, ge=1)
-    kid_subset_size: int = Field(1000, ge=2)
-    seed: int = Field(12345, ge=0)
-
-
-class TrainingConfig(Strict):
-    """Keys every family shares: data, budget, seeds and how Ray places the workers."""
-
-    family: str
-    dataset: str
-    seed: int = Field(0, ge=0)
-    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
-        None, min_length=1, description="train once per seed (replaces seed); metrics become mean and spread")
-    epochs: int = Field(ge=1)
-    batch_size: int = Field(ge=2, description="global batch, split evenly across workers")
-    num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel replicas)")
-    cpus_per_worker: int = Field(1, ge=1, description="CPUs Ray reserves per worker = torch threads")
-    use_gpu: bool = False
-    max_failures: int = Field(1, ge=0, description="worker failures Ray Train recovers from")
-    eval: EvalConfig = EvalConfig()
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, value: list[int] | None) -> list[int] | None:
-        if value is not None and len(set(value)) != len(value):
-            raise ValueError("seeds must be distinct")
-        return value
-
-    def run_seeds(self) -> list[int]:
-        """The seeds this variant trains with: ``seeds`` if given, else ``[seed]``."""
-        return list(self.seeds) if self.seeds is not None else [self.seed]
-
-    def for_seed(self, seed: int) -> "TrainingConfig":
-        """The config of one training run: ``seed`` set, ``seeds`` cleared."""
-        return self.model_copy(update={"seed": seed, "seeds": None})
-
-
-AugmentName = Literal["translation", "cutout"]
-
-
-class DcganConfig(TrainingConfig):
-    """DCGAN (Radford et al. 2016) with the 2014 GAN generator losses."""
-
-    family: Literal["dcgan"]
-    z_dim: int = Field(64, ge=1)
-    g_width: int = Field(64, ge=4, description="channels of G's last hidden layer (ngf)")
-    d_width: int = Field(64, ge=4, description="channels of D's first layer (ndf)")
-    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"
-    lr_g: float = Field(2e-4, gt=0.0)
-    lr_d: float = Field(2e-4, gt=0.0)
-    beta1: float = Field(0.5, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
-    augment: list[AugmentName] = Field(default_factory=list, description="DiffAugment policies")
-    ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
-    pack: int = Field(1, ge=1, le=16, description="PacGAN: D judges this many samples at once")
-    conditional: bool = Field(False, description="cGAN: condition G and D on the class label")
-
-
-class GanConfig(TrainingConfig):
-    """The original GAN (Goodfellow et al. 2014): MLP G and D, on 2-D points or flattened images."""
-
-    family: Literal["gan"]
-    z_dim: int = Field(2, ge=1)
-    g_hidden: int = Field(400, ge=1)
-    g_layers: int = Field(4, ge=1)
-    d_hidden: int = Field(200, ge=1)
-    d_layers: int = Field(3, ge=1)
-    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"
-    lr_g: float = Field(1e-4, gt=0.0)
-    lr_d: float = Field(1e-4, gt=0.0)
-    beta1: float = Field(0.8, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
-    ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="0 disables the EMA generator")
-    compare_losses: bool = Field(True, description="also log G's gradient norm under both generator losses")
-    pack: int = Field(1, ge=1, le=16, description="PacGAN: D judges this many samples at once")
-    conditional: bool = Field(False, description="cGAN: condition G and D on the class label")
-
-
-class VaeConfig(TrainingConfig):
-    """The VAE baseline: DCGAN-sized conv encoder and decoder trained on the ELBO."""
-
-    family: Literal["vae"]
-    z_dim: int = Field(64, ge=1)
-    width: int = Field(64, ge=4, description="channels of the encoder's first / decoder's last layer")
-    lr: float = Field(1e-3, gt=0.0)
-    beta1: float = Field(0.9, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
-    recon_std: float = Field(0.2, gt=0.0, description="std of the Gaussian decoder p(x|z) on pixels in [-1, 1]")
-
-
-class CycleganConfig(TrainingConfig):
-    """CycleGAN (Zhu et al. 2017) on two unpaired image domains; defaults follow the reference recipe
-    (REFERENCE.md) with the networks scaled down for small images."""
-
-    family: Literal["cyclegan"]
-    g_width: int = Field(32, ge=4, description="channels of the generators' first layer (ngf)")
-    g_blocks: int = Field(3, ge=1, description="ResNet blocks at the generators' bottleneck (paper: 6 or 9)")
-    g_downsample: int = Field(2, ge=0, le=4, description="stride-2 convolutions before the ResNet blocks (paper: 2)")
-    d_width: int = Field(64, ge=4, description="channels of the PatchGAN discriminators' first layer (ndf)")
-    d_layers: int = Field(2, ge=1, le=5, description="stride-2 convolutions of the PatchGAN (paper: 3, 70x70)")
-    d_norm: Literal["instance", "none"] = Field("instance", description="normalisation inside the PatchGAN")
-    augment: list[AugmentName] = Field(default_factory=list, description="DiffAugment of what D sees; [] disables")
-    lambda_cycle: float = Field(10.0, ge=0.0, description="weight of the cycle-consistency L1 (0 disables it)")
-    lambda_identity: float = Field(0.5, ge=0.0, description="identity loss weight, in units of lambda_cycle")
-    pool_size: int = Field(50, ge=0, description="history of generated images D is shown (0: none)")
-    lr: float = Field(2e-4, gt=0.0)
-    beta1: float = Field(0.5, ge=0.0, lt=1.0)
-    beta2: float = Field(0.999, ge=0.0, lt=1.0)
-    decay_epochs: int | None = Field(None, ge=0, description="last epochs with linearly decaying lr (None: half)")
-
-    def decay(self) -> int:
-        """Epochs of linear lr decay at the end of training (the rest keep lr constant)."""
-        return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
-
-
-# Explicit registry: family name -> its params schema. Adding a family adds one line here.
-VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {
-    "dcgan": DcganConfig, "gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleganConfig}
-
-# Smallest image side each family's architecture can produce (DCGAN grows from 4x4 by doubling).
-MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8, "gan": 1, "vae": 8, "cyclegan": 8}
-# Families that can only model images (not 2-D points).
-IMAGE_ONLY_FAMILIES = ("dcgan", "vae", "cyclegan")
-# Families that translate between two unpaired domains (and need an unpaired dataset).
-TRANSLATION_FAMILIES = ("cyclegan",)
+from pipeline.schemas import (  # noqa: F401  (re-exported: code imports the schemas from here)
+    ConfigError, Strict, DatasetConfig, MixtureDatasetConfig, StackedDigitsConfig, TypedDigitsConfig,
+    DigitsToTypedConfig, ImageFoldersConfig, DATASET_SCHEMAS, POINT_DATASETS, UNPAIRED_DATASETS,
+    AnyDatasetConfig, EvaluatorConfig, EvalConfig, TrainingConfig, AugmentName, DcganConfig, GanConfig,
+    VaeConfig, CycleganConfig, VARIANT_SCHEMAS, MIN_IMAGE_SIZE, IMAGE_ONLY_FAMILIES, TRANSLATION_FAMILIES,
+)
 
 
 @dataclass(frozen=True)
