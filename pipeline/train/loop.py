@@ -143,7 +143,12 @@ def _epoch_picture(family, nets: dict, data, seed: int, n_images: int) -> np.nda
     """The same inputs every epoch, so the MLflow image slider shows training progress: a grid of
     ``n_images`` samples (a scatter of 1,000 points for 2-D data), or for a translation family the
     first 8 test images of each domain with their translations and reconstructions."""
-    if family.translates:
-        return translation_picture(family, nets, data)
-    n = 1000 if data.spec.point_dim else n_images  # a scatter needs more points
-    return preview(family.sample(nets, n, torch.Generator().manual_seed(seed)).cpu().numpy())
+    modes = {name: net.training for name, net in nets.items()}
+    try:
+        if family.translates:
+            return translation_picture(family, nets, data)
+        n = 1000 if data.spec.point_dim else n_images  # a scatter needs more points
+        return preview(family.sample(nets, n, torch.Generator().manual_seed(seed)).cpu().numpy())
+    finally:  # sampling switches nets to eval mode; a trained net (the VAE's decoder) must go on in train mode
+        for name, net in nets.items():
+            net.train(modes[name])

@@ -57,3 +57,15 @@ def test_training_lowers_the_negative_elbo_and_reports_held_out_metrics():
     assert last["loss/neg_elbo"] < first["loss/neg_elbo"] and all(np.isfinite(v) for v in last.values())
     held_out = fam.held_out_metrics(nets, x, seed=0)
     assert set(held_out) == {"elbo", "kl", "recon_mse"} and held_out["kl"] >= 0 and held_out["recon_mse"] > 0
+
+
+def test_the_per_epoch_preview_leaves_the_trained_nets_in_train_mode(prepared_digits):
+    """The MLflow sample grid samples through the decoder, which switches it to eval mode; training
+    must go on with BatchNorm in train mode (regression: the VAE trained in eval mode after epoch 1)."""
+    from pipeline.data import load_prepared
+    from pipeline.train.loop import _epoch_picture
+
+    fam = family_for(vae_cfg())
+    nets = fam.build(DataSpec(channels=1, image_size=16, num_classes=10))
+    picture = _epoch_picture(fam, nets, load_prepared(prepared_digits), seed=0, n_images=16)
+    assert picture.ndim == 3 and nets["Dec"].training and nets["E"].training
