@@ -60,10 +60,15 @@ def prepare(cfg: AnyDatasetConfig, out_path: str | Path) -> dict:
         return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test)
     if isinstance(cfg, (DigitsToTypedConfig, ImageFoldersConfig)):
         return prepare_unpaired(cfg, out_path)
-    images, labels = LOADERS[cfg.kind](cfg.image_size)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=labels)
+    x_train, x_test, y_train, y_test = split(*LOADERS[cfg.kind](cfg.image_size), cfg.test_fraction, cfg.seed)
     return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test)
+
+
+def split(images: np.ndarray, labels: np.ndarray, test_fraction: float,
+          seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Stratified, seeded (x_train, x_test, y_train, y_test): every dataset built from the digits
+    (digits, stacked digits, domain A of digits_to_typed) holds out the same test digits."""
+    return train_test_split(images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
 
 
 def prepare_unpaired(cfg: DigitsToTypedConfig | ImageFoldersConfig, out_path: str | Path) -> dict:
@@ -74,9 +79,7 @@ def prepare_unpaired(cfg: DigitsToTypedConfig | ImageFoldersConfig, out_path: st
         labels = {key.replace("x_", "y_"): np.full(len(x), -1, np.int64) for key, x in arrays.items()}
         arrays, num_classes = {**arrays, **labels}, 0
     else:
-        images, labels = load_digit_images(cfg.image_size)
-        x_train, x_test, y_train, y_test = train_test_split(
-            images, labels, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=labels)
+        x_train, x_test, y_train, y_test = split(*load_digit_images(cfg.image_size), cfg.test_fraction, cfg.seed)
         x_train_b, y_train_b = typed_digit_images(cfg.typed_train, cfg.image_size, cfg.seed + 100, cfg.system_fonts)
         x_test_b, y_test_b = typed_digit_images(cfg.typed_test, cfg.image_size, cfg.seed + 101, cfg.system_fonts)
         arrays = {"x_train": x_train, "x_test": x_test, "y_train": y_train, "y_test": y_test,
@@ -94,9 +97,7 @@ def prepare_unpaired(cfg: DigitsToTypedConfig | ImageFoldersConfig, out_path: st
 def prepare_stacked(cfg: StackedDigitsConfig, out_path: str | Path) -> dict:
     """Split the digits as ``prepare`` does, then stack train digits into train samples and test
     digits into test samples (independent seeded draws)."""
-    images, labels = load_digit_images(cfg.image_size)
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, labels, test_size=cfg.test_fraction, random_state=cfg.seed, stratify=labels)
+    x_train, x_test, y_train, y_test = split(*load_digit_images(cfg.image_size), cfg.test_fraction, cfg.seed)
     x_train, y_train = stack_digits(x_train, y_train, cfg.n_train, seed=cfg.seed)
     x_test, y_test = stack_digits(x_test, y_test, cfg.n_test, seed=cfg.seed + 1)
     return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test,
