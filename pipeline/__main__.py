@@ -1,5 +1,6 @@
 """Command line: ``python -m pipeline sample VARIANT -n N --out FILE.npz [--png FILE.png] [--label K]``
-and ``python -m pipeline translate VARIANT --direction AB --in DIR --out DIR``.
+``python -m pipeline translate VARIANT --direction AB --in DIR --out DIR`` and
+``python -m pipeline tune-apply VARIANT`` (the best tuned config into ``params.yaml``).
 
 The one place in ``pipeline/`` that parses arguments (DESIGN.md keeps CLI parsing in ``stages/``;
 the issue asks for ``python -m pipeline``, so this module stays a thin shell over ``sampling``).
@@ -99,6 +100,24 @@ def translate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def tune_apply_command(args: argparse.Namespace) -> int:
+    from pipeline.config import ConfigError
+    from pipeline.tune.apply import apply_best
+
+    best = Path(args.tune_dir) / args.variant / "best.json"
+    try:
+        changes = apply_best(Path(args.params), args.variant, best)
+    except ConfigError as err:
+        for line in err.problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    for key, (old, new) in changes.items():
+        print(f"variants.{args.variant}.{key}: {old} -> {new}")
+    print(f"{args.params}: {len(changes)} value(s) of {args.variant} set from {best}"
+          + ("; `dvc repro` trains it" if changes else " (already applied)"))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="gan-lab commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -114,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
     sample.add_argument("--train-seed", type=int, help="which seed's model, for a variant trained with "
                         "a seeds list (default: the first)")
     sample.add_argument("--models", default="models", help="directory holding the trained models")
+    apply = commands.add_parser("tune-apply", help="write a tuning job's best config into params.yaml")
+    apply.add_argument("variant", help="tuned variant (its result is TUNE_DIR/VARIANT/best.json)")
+    apply.add_argument("--params", default="params.yaml", help="params file to edit")
+    apply.add_argument("--tune-dir", default="tune", help="directory of the tuning results")
     translate = commands.add_parser("translate", help="translate a folder of images with a trained "
                                     "translation variant (cyclegan)")
     translate.add_argument("variant", help="variant name in params.yaml (its model is models/VARIANT)")
@@ -127,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "translate":
         return translate_command(args)
+    if args.command == "tune-apply":
+        return tune_apply_command(args)
     if args.n < 1:
         parser.error(f"-n {args.n}: must be at least 1")
     return sample_command(args)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,9 @@ from pipeline.schemas import (  # noqa: F401  (re-exported: code imports the sch
     DigitsToTypedConfig, ImageFoldersConfig, DATASET_SCHEMAS, POINT_DATASETS, UNPAIRED_DATASETS,
     AnyDatasetConfig, EvaluatorConfig, EvalConfig, TrainingConfig, AugmentName, DcganConfig, GanConfig,
     VaeConfig, CycleganConfig, VARIANT_SCHEMAS, MIN_IMAGE_SIZE, IMAGE_ONLY_FAMILIES, TRANSLATION_FAMILIES,
+    TuneSpec,
 )
+from pipeline.search_space import Dimension, parse_dimension
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class Params:
     datasets: dict[str, AnyDatasetConfig]
     evaluators: dict[str, EvaluatorConfig]
     variants: dict[str, TrainingConfig]
+    tune: dict[str, TuneSpec] = dataclass_field(default_factory=dict)
 
     def variant(self, name: str) -> TrainingConfig:
         if name not in self.variants:
@@ -46,6 +49,7 @@ class _TopLevel(Strict):
     datasets: dict[str, Any]
     evaluators: dict[str, Any] = Field(default_factory=dict)
     variants: dict[str, Any]
+    tune: dict[str, Any] = Field(default_factory=dict)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -169,9 +173,71 @@ def parse_params(raw: Any) -> Params:
         cfg, variant_problems = _validate_variant(name, raw_variant, datasets, set(top.datasets))
         problems += variant_problems
         variants[name] = cfg
+    tune = _validate_tune(top.tune, top.variants, datasets, set(top.datasets), problems)
     if problems:
         raise ConfigError(problems)
-    return Params(datasets=datasets, evaluators=evaluators, variants=variants)
+    return Params(datasets=datasets, evaluators=evaluators, variants=variants, tune=tune)
+
+
+# Keys a search may not change: what the trial is (family, data, seed) and how Ray places it.
+UNTUNABLE = ("family", "dataset", "seed", "seeds", "epochs", "num_workers", "cpus_per_worker", "use_gpu",
+             "max_failures", "eval")
+
+
+def _validate_tune(entries: dict[str, Any], raw_variants: dict[str, Any], datasets: dict[str, Any],
+                   declared: set[str], problems: list[str]) -> dict[str, TuneSpec]:
+    """Each ``tune.<variant>``: a valid spec of an existing variant, every dimension parsable and every
+    value it can produce valid for that variant, and a budget the scheduler can work with."""
+    valid = {}
+    for name, spec in _validate_section("tune", entries, TuneSpec, problems).items():
+        where = f"params.yaml: tune.{name}"
+        raw = raw_variants.get(name)
+        if not isinstance(raw, dict) or raw.get("family") not in VARIANT_SCHEMAS:
+            problems.append(f"{where}: no valid variant of that name to tune; allowed: {', '.join(raw_variants)}")
+            continue
+        before = len(problems)
+        problems += _budget_problems(where, spec)
+        for key, text in spec.space.items():
+            problems += _dimension_problems(f"{where}.space.{key}", name, key, text, raw, spec, datasets, declared)
+        if len(problems) == before:
+            valid[name] = spec
+    return valid
+
+
+def _budget_problems(where: str, spec: TuneSpec) -> list[str]:
+    problems = []
+    if spec.scheduler == "asha" and spec.grace_epochs > spec.max_epochs:
+        problems.append(f"{where}.grace_epochs = {spec.grace_epochs}: at most max_epochs ({spec.max_epochs})")
+    if spec.scheduler == "pbt":
+        if spec.perturbation_epochs >= spec.max_epochs:
+            problems.append(f"{where}.perturbation_epochs = {spec.perturbation_epochs}: must be below max_epochs "
+                            f"({spec.max_epochs}), else PBT never exploits")
+        if spec.num_samples < 2:
+            problems.append(f"{where}.num_samples = {spec.num_samples}: PBT needs a population of at least 2")
+        if spec.num_workers != 1:
+            problems.append(f"{where}.num_workers = {spec.num_workers}: PBT trials run in one process; use 1")
+    return problems
+
+
+def _dimension_problems(where: str, variant: str, key: str, text: Any, raw: dict[str, Any], spec: TuneSpec,
+                        datasets: dict[str, Any], declared: set[str]) -> list[str]:
+    """A dimension names a tunable key of the variant, parses, and only produces valid values."""
+    schema = VARIANT_SCHEMAS[raw["family"]]
+    tunable = sorted(k for k in schema.model_fields if k not in UNTUNABLE)
+    if key not in tunable:
+        return [f"{where}: not a tunable key of variant {variant} (family {raw['family']}); "
+                f"allowed: {', '.join(tunable)}"]
+    try:
+        dimension: Dimension = parse_dimension(text)
+    except ValueError as err:
+        return [f"{where} = {text!r}: {err}"]
+    for value in dimension.candidates():
+        trial = {**raw, key: value, "epochs": spec.max_epochs}
+        _, trial_problems = _validate_variant(variant, trial, datasets, declared)
+        if trial_problems:
+            reason = trial_problems[0].split(": ", 1)[-1]
+            return [f"{where} = {text!r}: can produce {key} = {value!r}, which variant {variant} refuses: {reason}"]
+    return []
 
 
 def _validate_datasets(entries: dict[str, Any], problems: list[str]) -> dict[str, Any]:

@@ -147,8 +147,40 @@ def gan_vs_vae(gan: dict, vae: dict, gan_name: str, vae_name: str, budget: str) 
     return lines
 
 
+def tuning_section(params: Params, tune_dir: Path) -> Section | None:
+    """Tuned vs default: each tuning job's default-config trial against its best trial, same budget."""
+    header = ["variant", "search", "objective", "default config", "default result", "best config", "best result",
+              "trial-epochs", "applied to params"]
+    rows = []
+    for name in params.tune:
+        path = tune_dir / name / "best.json"
+        if not path.is_file():
+            continue
+        best = json.loads(path.read_text())
+        objective = f"{best['objective']['name']} ({best['objective']['mode']})"
+        result = lambda t: "-" if t is None else (  # noqa: E731
+            f"{t['objective']:.4g}" + (f" +- {t['objective_std']:.2g}" if t.get("objective_std") is not None else "")
+            + f" ({t['epochs']} ep)")
+        config = lambda t: "-" if t is None else ", ".join(f"{k}={_short(v)}" for k, v in t["config"].items())  # noqa: E731
+        current = params.variants[name].model_dump()
+        applied = all(_short(current[k]) == _short(v) for k, v in best["best"]["config"].items())
+        rows.append([name, f"{best['scheduler']}, {best['n_trials']} trials", objective, config(best["default"]),
+                     result(best["default"]), config(best["best"]), result(best["best"]),
+                     f"{best['trial_epochs']} of {best['full_budget_epochs']}", "yes" if applied else "no"])
+    if not rows:
+        return None
+    return Section("Hyperparameter search (Ray Tune)", [
+        "Each search's first trial runs the variant's own (default) values; both results are the objective at "
+        "the trial's last report, on the same budget. `python -m pipeline tune-apply VARIANT` copies the best "
+        "config into params.yaml (then the variant's rows above are the tuned model)."], [header] + rows)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_dir: Path,
-                   evaluator_metrics: dict[str, dict]) -> list[Section]:
+                   evaluator_metrics: dict[str, dict], tune_dir: Path | None = None) -> list[Section]:
     metrics = load_metrics(metrics_dir, params)
     kinds = {name: params.datasets[params.variants[name].dataset].kind for name in metrics}
     images = [n for n in metrics if kinds[n] in ("digits", "typed_digits")]
@@ -197,6 +229,9 @@ def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_d
             "Each gan run logs, every step, G's gradient norm under both losses on the same fakes and D "
             "(mean over seeds). The saturating (minimax) loss gives G far less gradient while D rejects fakes."],
             figures=[("gradient norms", gradient_plot(with_both))]))
+    tuned = tuning_section(params, tune_dir) if tune_dir else None
+    if tuned:
+        sections.append(tuned)
     samples = [(f"{n}", (samples_dir / f"{n}.png").read_bytes()) for n in metrics if (samples_dir / f"{n}.png").is_file()]
     sections.append(Section("Samples", ["Conditional variants: one row per class. 2-D variants: samples (blue) "
                                         "over the true modes (red). Translation variants, row by row: A test images, "

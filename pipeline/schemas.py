@@ -240,6 +240,29 @@ class CycleganConfig(TrainingConfig):
         return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
 
 
+class TuneSpec(Strict):
+    """A hyperparameter search of one variant (``tune.<variant>``); keys not in ``space`` keep the
+    variant's values. Budgets are in epochs of the variant's dataset."""
+
+    scheduler: Literal["asha", "pbt", "fifo"] = Field(
+        "asha", description="asha: early stopping; pbt: exploit/explore; fifo: every trial to max_epochs")
+    num_samples: int = Field(8, ge=1, description="trials (configs drawn from space)")
+    max_epochs: int = Field(ge=1, description="epochs of a trial that is never stopped early")
+    grace_epochs: int = Field(2, ge=1, description="asha: epochs before a trial can be stopped")
+    reduction_factor: int = Field(3, ge=2, description="asha: 1/reduction_factor of the trials go on at each rung")
+    perturbation_epochs: int = Field(4, ge=1, description="pbt: epochs between exploit/explore steps")
+    quantile_fraction: float = Field(0.25, gt=0.0, le=0.5, description="pbt: bottom share cloned from the top share")
+    resample_probability: float = Field(0.25, ge=0.0, le=1.0, description="pbt: explore by resampling, not x1.2/x0.8")
+    max_concurrent: int | None = Field(None, ge=1, description="trials at once (None: as many as the CPUs allow)")
+    num_workers: int = Field(1, ge=1, description="asha: Ray Train workers of each trial (pbt trials: one process)")
+    cpus_per_worker: int = Field(1, ge=1, description="CPUs (torch threads) per trial worker")
+    include_default: bool = Field(True, description="the first trial runs the variant's own values (the default)")
+    n_samples: int = Field(500, ge=10, description="generated samples the objective is measured on at each report")
+    seed: int = Field(0, ge=0, description="seeds the search: the same seed draws the same configs")
+    space: dict[str, str] = Field(min_length=1, description="key -> loguniform(a, b) | uniform(a, b) | "
+                                                            "randint(a, b) | choice(v1, v2, ...)")
+
+
 # Explicit registry: family name -> its params schema. Adding a family adds one line here.
 VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {
     "dcgan": DcganConfig, "gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleganConfig}

@@ -65,6 +65,43 @@ def start_run(uri: str, experiment_id: str, run_name: str, params: dict[str, Any
     return run.info.run_id
 
 
+def child_run(uri: str, parent_run_id: str, trial_id: str, run_name: str, params: dict[str, Any],
+              tags: dict[str, str]) -> str:
+    """The MLflow run of one tuning trial, nested under the tuning job's run (``mlflow.parentRunId``):
+    found by its ``trial_id`` tag when a restored job re-runs the trial, else created."""
+    client = MlflowClient(uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    found = client.search_runs([experiment_id], filter_string=(
+        f"tags.`mlflow.parentRunId` = '{parent_run_id}' and tags.trial_id = '{trial_id}'"))
+    if found:
+        return found[0].info.run_id
+    return start_run(uri, experiment_id, run_name, params,
+                     {**tags, "mlflow.parentRunId": parent_run_id, "trial_id": trial_id})
+
+
+def child_runs(uri: str, parent_run_id: str) -> dict[str, str]:
+    """``trial_id -> run_id`` of the runs nested under ``parent_run_id``."""
+    client = MlflowClient(uri)
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    runs = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    return {run.data.tags["trial_id"]: run.info.run_id for run in runs if "trial_id" in run.data.tags}
+
+
+def log_artifacts_to(uri: str, run_id: str, directory: str | Path) -> None:
+    MlflowClient(uri).log_artifacts(run_id, str(directory))
+
+
+def end_run(uri: str, run_id: str, status: str, tags: dict[str, str] | None = None,
+            metrics: dict[str, float] | None = None) -> None:
+    """Close a run: ``status`` is FINISHED, FAILED or KILLED; optional last tags and metrics."""
+    client = MlflowClient(uri)
+    for key, value in (tags or {}).items():
+        client.set_tag(run_id, key, value)
+    if metrics:
+        client.log_batch(run_id, metrics=[Metric(k, float(v), int(time.time() * 1000), 0) for k, v in metrics.items()])
+    client.set_terminated(run_id, status)
+
+
 def run_exists(uri: str, run_id: str) -> bool:
     try:
         MlflowClient(uri).get_run(run_id)

@@ -15,6 +15,7 @@ def main() -> None:
     parser.add_argument("--metrics", required=True, help="directory of metrics/<variant>.json")
     parser.add_argument("--samples", required=True, help="directory of samples/<variant>.png")
     parser.add_argument("--plots", required=True, help="directory of plots/train/<variant>.csv")
+    parser.add_argument("--tune", help="directory of tune/<variant>/best.json (the tuning results)")
     parser.add_argument("--out", required=True, help="report directory to write")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
@@ -23,7 +24,8 @@ def main() -> None:
     metrics_dir = Path(args.metrics)
     evaluator_metrics = {name: json.loads((metrics_dir / f"evaluator_{name}.json").read_text())
                          for name in params.evaluators if (metrics_dir / f"evaluator_{name}.json").is_file()}
-    sections = build_sections(params, metrics_dir, Path(args.samples), Path(args.plots), evaluator_metrics)
+    sections = build_sections(params, metrics_dir, Path(args.samples), Path(args.plots), evaluator_metrics,
+                              Path(args.tune) if args.tune else None)
     write_report(sections, Path(args.out))
     run_id = tracking.log_report(ROOT, args.out)
     logging.info("report written to %s (MLflow run %s)", args.out, run_id)

@@ -56,14 +56,22 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], l
     return state, config, read_history(path / HISTORY_FILE)
 
 
-def restore(nets: Nets, opts: Optimizers, state: dict[str, Any]) -> None:
-    """Load every state_dict of ``state`` into ``nets`` and ``opts`` (names must match)."""
+def restore(nets: Nets, opts: Optimizers, state: dict[str, Any], keep_hyperparameters: bool = False) -> None:
+    """Load every state_dict of ``state`` into ``nets`` and ``opts`` (names must match).
+
+    ``keep_hyperparameters``: the optimisers keep their own param-group values (lr, betas, ...) and
+    take only the per-parameter state (Adam's moments) from the checkpoint.
+    """
     assert state["nets"].keys() == nets.keys(), (
         f"checkpoint holds nets {sorted(state['nets'])}, the family built {sorted(nets)}")
     for name, net in nets.items():
         net.load_state_dict(state["nets"][name])
     for name, opt in opts.items():
+        own = [{k: v for k, v in group.items() if k != "params"} for group in opt.param_groups]
         opt.load_state_dict(state["opts"][name])
+        if keep_hyperparameters:
+            for group, values in zip(opt.param_groups, own):
+                group.update(values)
 
 
 def write_history(path: str | Path, history: list[dict[str, float]]) -> None:

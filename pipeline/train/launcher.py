@@ -55,8 +55,12 @@ def init_ray() -> None:
 
 
 def run_training(job: TrainJob, cfg: TrainingConfig, storage_path: str, run_name: str,
-                 worker_fn: Callable[[dict[str, Any]], None] = ray_worker_entry) -> Result:
-    """Run ``worker_fn`` on ``cfg.num_workers`` Ray Train workers; returns the Ray Train result."""
+                 worker_fn: Callable[[dict[str, Any]], None] = ray_worker_entry,
+                 callbacks: list | None = None) -> Result:
+    """Run ``worker_fn`` on ``cfg.num_workers`` Ray Train workers; returns the Ray Train result.
+
+    ``callbacks``: Ray Train callbacks (a tuning trial passes Tune's report callback).
+    """
     assert os.path.isabs(storage_path), f"storage_path must be absolute (workers chdir): {storage_path}"
     init_ray()
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
@@ -70,6 +74,7 @@ def run_training(job: TrainJob, cfg: TrainingConfig, storage_path: str, run_name
             name=run_name, storage_path=storage_path,
             failure_config=FailureConfig(max_failures=cfg.max_failures),
             checkpoint_config=CheckpointConfig(num_to_keep=2),
+            callbacks=callbacks,
         ),
     )
     return trainer.fit()

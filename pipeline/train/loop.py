@@ -24,6 +24,7 @@ from pipeline.data import load_prepared
 from pipeline.families import family_for
 from pipeline.families.base import StepEnv
 from pipeline.images import preview
+from pipeline.objective import make_objective
 from pipeline.sampling import translation_picture
 from pipeline.tracking import RunLogger
 from pipeline.train.checkpoint import load_checkpoint, restore, save_checkpoint
@@ -44,6 +45,10 @@ class TrainJob:
     tracking_uri: str | None = None
     run_id: str | None = None
     grid_samples: int = 64
+    # A tuning trial: {"evaluator_dir", "n", "seed"} of the quality measured at every report
+    # (pipeline.objective), and whether a checkpoint of another config is adopted (a PBT exploit).
+    objective: dict[str, Any] | None = None
+    adopt_checkpoint: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +72,8 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     nets = {name: net.to(device) for name, net in family.build(data.spec).items()}
     opts = family.optimizers(nets)
-    start_epoch, step, history = resume_state(session, nets, opts, job.variant)
+    start_epoch, step, history = resume_state(session, nets, opts, job.variant, job.adopt_checkpoint)
+    objective = make_objective(job.objective, family, data) if rank == 0 else None
 
     batches = training_batches(data, cfg.batch_size, rank, world, cfg.seed, device)
     env = StepEnv(step=step, device=device, sync_grads=make_grad_sync(world))
@@ -77,7 +83,8 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
                  cfg.epochs, batches.steps_per_epoch(), world)
 
     if start_epoch >= cfg.epochs:  # finished before: report its state once so the run has a result
-        _report(session, {"epoch": start_epoch, "step": step}, nets, opts, job, history, start_epoch)
+        final = {"epoch": start_epoch, "step": step, **(objective(nets) if objective else {})}
+        _report(session, final, nets, opts, job, history, start_epoch)
         return
     for epoch in range(start_epoch, cfg.epochs):
         torch.manual_seed(epoch_seed(cfg.seed, rank, epoch))
@@ -98,8 +105,10 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
         metrics = {key: total / batches.steps_per_epoch() for key, total in sums.items()}
         metrics.update({"epoch": epoch + 1, "step": step,
                         "perf/samples_per_s": batches.steps_per_epoch() * cfg.batch_size / seconds})
+        if objective:
+            metrics.update(objective(nets))
         if logger:
-            logger.log_step({"perf/samples_per_s": metrics["perf/samples_per_s"]}, step)
+            logger.log_step({k: v for k, v in metrics.items() if k.startswith(("perf/", "objective"))}, step)
             logger.flush()
             logger.log_image(_epoch_picture(family, nets, data, cfg.seed, job.grid_samples), "samples", epoch + 1)
         _report(session, metrics, nets, opts, job, history, epoch + 1)
@@ -109,18 +118,24 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
                      ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step")))
 
 
-def resume_state(session: Session, nets: dict, opts: dict,
-                 variant: dict[str, Any]) -> tuple[int, int, list[dict[str, float]]]:
-    """Load the latest checkpoint if its config equals ``variant``; returns (epoch, step, history)."""
+def resume_state(session: Session, nets: dict, opts: dict, variant: dict[str, Any],
+                 adopt: bool = False) -> tuple[int, int, list[dict[str, float]]]:
+    """Load the latest checkpoint if its config equals ``variant``; returns (epoch, step, history).
+
+    With ``adopt`` (a PBT trial) a checkpoint of another config is loaded too, keeping this config's
+    optimiser hyperparameters (lr, betas): PBT's exploit copies the weights and explores the values.
+    """
     path = session.latest_checkpoint()
     if path is None:
         return 0, 0, []
     state, config, history = load_checkpoint(path)
-    if config != variant:
+    if config != variant and not adopt:
         log.warning("checkpoint %s was made with a different config; starting fresh", path)
         return 0, 0, []
-    restore(nets, opts, state)
-    log.info("resuming from %s at epoch %d, step %d", path, state["epoch"], state["step"])
+    restore(nets, opts, state, keep_hyperparameters=adopt)
+    changed = sorted(k for k in variant if config.get(k) != variant[k])
+    log.info("resuming from %s at epoch %d, step %d%s", path, state["epoch"], state["step"],
+             f" (adopted; this trial's values of {', '.join(changed)})" if changed else "")
     return int(state["epoch"]), int(state["step"]), history
 
 

@@ -56,6 +56,9 @@ def repo_copy(tmp_path_factory) -> Path:
     params["evaluators"]["d2t"] = {"epochs": 2}
     params["variants"]["cyclegan"] = {"family": "cyclegan", "dataset": "d2t", "epochs": 1, "batch_size": 64,
                                       "g_width": 8, "g_blocks": 1, "d_width": 8}
+    # tune@gan_ns: two ASHA trials of one epoch (each a Ray Train run), tracked in MLflow.
+    params["tune"] = {"gan_ns": {"num_samples": 2, "max_epochs": 1, "grace_epochs": 1, "n_samples": 500,
+                                 "space": {"lr_g": "loguniform(1e-4, 1e-2)"}}}
     (target / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     run(["git", "init", "-q"], target)
@@ -90,6 +93,9 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
     report = (repo_copy / "reports" / "index.html").read_text()
     assert "GAN vs VAE" in report and "data:image/png;base64," in report and "Translation (CycleGAN)" in report
     assert (repo_copy / "reports" / "summary.md").is_file()
+    tuned = json.loads((repo_copy / "tune" / "gan_ns" / "best.json").read_text())
+    assert tuned["n_trials"] == 2 and tuned["default"]["config"] == {"lr_g": 0.001} and 0 <= tuned["best"]["objective"] <= 1
+    assert "Hyperparameter search (Ray Tune)" in report
     points = json.loads((repo_copy / "metrics" / "gan_ns.json").read_text())
     assert points["modes_floor"] == 8 and 0 <= points["modes"] <= 8 and points["n_samples"] == 500
     assert (repo_copy / "samples" / "gan_ns.png").stat().st_size > 0
@@ -124,6 +130,15 @@ def test_sample_command_writes_points_and_png(repo_copy):
     refused = subprocess.run([sys.executable, "-m", "pipeline", "sample", "dcgan", "--label", "7", "--out", "x.npz"],
                              cwd=repo_copy, capture_output=True, text=True)
     assert refused.returncode == 2 and "dcgan is not conditional" in refused.stderr
+
+
+def test_tune_apply_writes_the_best_config_into_params(repo_copy):
+    shutil.copy(repo_copy / "params.yaml", repo_copy / "applied.yaml")
+    best = json.loads((repo_copy / "tune" / "gan_ns" / "best.json").read_text())["best"]["config"]["lr_g"]
+    out = run([sys.executable, "-m", "pipeline", "tune-apply", "gan_ns", "--params", "applied.yaml"], repo_copy)
+    assert "value(s) of gan_ns set from tune/gan_ns/best.json" in out.stdout
+    applied = yaml.safe_load((repo_copy / "applied.yaml").read_text())
+    assert applied["variants"]["gan_ns"]["lr_g"] == pytest.approx(best, rel=1e-3)
 
 
 def test_dvc_exp_run_with_a_changed_param_retrains(repo_copy):

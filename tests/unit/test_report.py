@@ -53,3 +53,24 @@ def test_report_from_small_outputs(tmp_path):
     first = page.split("data:image/png;base64,")[1].split("'")[0]
     assert base64.b64decode(first).startswith(b"\x89PNG")
     assert len(list((tmp_path / "reports" / "figures").glob("*.png"))) == embedded
+
+
+def test_tuning_section_compares_the_default_and_the_best_trial(tmp_path):
+    from pipeline.report import tuning_section
+
+    raw = tiny_points_params()
+    raw["tune"] = {"dcgan": {"max_epochs": 3, "space": {"lr_g": "loguniform(1e-4, 1e-2)"}}}
+    params = parse_params(raw)
+    (tmp_path / "dcgan").mkdir()
+    trial = {"objective": 120.0, "objective_std": 30.0, "epochs": 3}
+    (tmp_path / "dcgan" / "best.json").write_text(json.dumps({
+        "scheduler": "asha", "n_trials": 4, "objective": {"name": "kid", "mode": "min"},
+        "best": {**trial, "config": {"lr_g": 0.00123}}, "default": {**trial, "objective": 150.0, "config": {"lr_g": 2e-4}},
+        "trial_epochs": 7, "full_budget_epochs": 12}))
+    section = tuning_section(params, tmp_path)
+    header, row = section.table
+    assert dict(zip(header, row)) == {
+        "variant": "dcgan", "search": "asha, 4 trials", "objective": "kid (min)", "default config": "lr_g=0.0002",
+        "default result": "150 +- 30 (3 ep)", "best config": "lr_g=0.00123", "best result": "120 +- 30 (3 ep)",
+        "trial-epochs": "7 of 12", "applied to params": "no"}
+    assert tuning_section(params, tmp_path / "missing") is None
