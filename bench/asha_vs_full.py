@@ -26,6 +26,27 @@ import pandas as pd  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 
 
+def plot_curves(work: Path, variant: str, figure: Path) -> None:
+    """The objective of every trial against its epochs, full search beside ASHA (Tune's progress.csv)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, scheduler in zip(axes, ("fifo", "asha")):
+        for progress in sorted((work / scheduler / f"tune-{variant}").glob("*/progress.csv")):
+            frame = pd.read_csv(progress)
+            ax.plot(frame["epoch"], frame["objective"], lw=1)
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title({"fifo": "full search: every trial to the end", "asha": "ASHA: weak trials stopped at rungs"}[scheduler])
+    axes[0].set_ylabel("objective (KID, lower is better)")
+    fig.tight_layout()
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(figure, dpi=100)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", default="dcgan")
@@ -38,7 +59,12 @@ def main() -> None:
                         help='JSON {key: dimension}; default: the params tune entry\'s space')
     parser.add_argument("--work", default=str(ROOT / ".ray_runs" / "bench-asha"), help="Tune storage and outputs")
     parser.add_argument("--out", default=str(ROOT / "docs" / "asha_vs_full.json"))
+    parser.add_argument("--figure", default=str(ROOT / "docs" / "figures" / "asha_vs_full.png"))
+    parser.add_argument("--plot-only", action="store_true", help="only redraw the figure from --work")
     args = parser.parse_args()
+    if args.plot_only:
+        plot_curves(Path(args.work), args.variant, Path(args.figure))
+        return
 
     from dataclasses import replace
 
@@ -81,6 +107,7 @@ def main() -> None:
         b = s["best"]
         std = f" +- {b['objective_std']:.1f}" if b["objective_std"] is not None else ""
         print(f"| {label} | {b['objective']:.1f}{std} | {b['trial_id']} {b['config']} | {s['trial_epochs']} | {s['wall_s']:.0f} |")
+    plot_curves(work, args.variant, Path(args.figure))
     print(f"same configs: {same}; ASHA best / full best = {result['best_ratio']:.3f}; "
           f"ASHA used {100 * result['epoch_share']:.0f}% of the trial-epochs and {100 * result['wall_ratio']:.0f}% of the wall time")
 

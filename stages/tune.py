@@ -12,6 +12,8 @@ from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline.config import ConfigError, Params
+from pipeline.data import load_prepared
+from pipeline.tune.checks import pbt_shape_problems
 
 
 def check(params: Params, variant: str, prepared: Path, evaluators: Path) -> None:
@@ -22,6 +24,10 @@ def check(params: Params, variant: str, prepared: Path, evaluators: Path) -> Non
     for path in (prepared / f"{dataset}.npz", evaluators / dataset / "meta.json"):
         if not path.is_file():
             raise ConfigError([f"{path}: missing; run `dvc repro prepare@{dataset} evaluator@{dataset}` first"])
+    if params.tune[variant].scheduler == "pbt":
+        problems = pbt_shape_problems(params, variant, load_prepared(prepared / f"{dataset}.npz").spec)
+        if problems:
+            raise ConfigError(problems)
 
 
 def main() -> None:

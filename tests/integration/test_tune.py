@@ -117,7 +117,8 @@ def _finished_trials(experiment: Path) -> set[str]:
 
 def test_an_interrupted_job_resumes_without_rerunning_finished_trials(prepared_digits, evaluators, tmp_path):
     (tmp_path / "prepared").mkdir()
-    (tmp_path / "prepared" / "digits.npz").symlink_to(prepared_digits)
+    for suffix in (".npz", ".json"):
+        (tmp_path / "prepared" / f"digits{suffix}").symlink_to(prepared_digits.with_suffix(suffix))
     (tmp_path / "evaluators").symlink_to(evaluators)
     raw = tiny_params(epochs=1)
     raw["tune"] = {"dcgan": {"scheduler": "fifo", "num_samples": 4, "max_epochs": 2, "max_concurrent": 1,

@@ -177,3 +177,14 @@ def test_tune_apply_refuses_an_invalid_result_and_leaves_the_file(tmp_path):
     assert params.read_text() == PARAMS_TEXT
     with pytest.raises(ConfigError, match="no tuning result"):
         apply_best(params, "dcgan", tmp_path / "missing.json")
+
+
+def test_pbt_refuses_keys_that_change_the_networks_shapes(prepared_ring8):
+    from pipeline.data import load_prepared
+    from pipeline.tune.checks import pbt_shape_problems
+
+    raw = tiny_points_params()
+    raw["tune"] = {"gan_ns": {"scheduler": "pbt", "max_epochs": 4, "perturbation_epochs": 1,
+                              "space": {"lr_g": "loguniform(1e-4, 1e-2)", "g_hidden": "choice(16, 32)"}}}
+    problems = pbt_shape_problems(parse_params(raw), "gan_ns", load_prepared(prepared_ring8).spec)
+    assert len(problems) == 1 and "tune.gan_ns.space.g_hidden = 'choice(16, 32)': g_hidden = 16 changes" in problems[0]
