@@ -210,6 +210,7 @@ def _finish(name: str, records: list[dict], spec: TuneSpec, dims: dict, base: An
         write_outputs(tmp, rows, summary)
         tracking.log_artifacts_to(uri, parent_run_id, tmp)
         shutil.rmtree(out_dir, ignore_errors=True)
+        tmp.chmod(0o755)  # (mkdtemp makes it private)
         tmp.rename(out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
