@@ -47,6 +47,10 @@ def ray_cluster():
     import pipeline.train.ray_env  # noqa: F401  (loopback-only Ray; before `import ray`)
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=True)
+    # The dashboard serves the State API that Ray Train's placement-group cleaner polls: without it the
+    # placement group of an ASHA-stopped trial is never released and later trials wait for CPUs forever.
+    # Port 8266, not the default 8265 that the stages a test runs in a subprocess use.
+    ray.init(num_cpus=4, include_dashboard=True, dashboard_host="127.0.0.1", dashboard_port=8266,
+             log_to_driver=True)
     yield ray
     ray.shutdown()
