@@ -53,7 +53,6 @@ def test_asha_trials_run_on_ray_train_and_are_tracked(ray_cluster, prepared_digi
                              "reduction_factor": 2, "n_samples": 100,
                              "space": {"lr_g": "loguniform(1e-4, 3e-3)", "beta1": "uniform(0.0, 0.9)"}}}
     out = tmp_path / "tune" / "dcgan"
-    cpus_before = ray_cluster.available_resources().get("CPU", 0)
     summary = tune_variant(parse_params(raw), "dcgan", prepared_digits, evaluators / "digits", out,
                            tmp_path / "ray", tmp_path)
 
@@ -74,11 +73,6 @@ def test_asha_trials_run_on_ray_train_and_are_tracked(ray_cluster, prepared_digi
         assert child.info.status == "FINISHED" and child.data.tags["tune_status"] in ("completed", "stopped_early")
         assert "lr_g" in child.data.params and len(client.get_metric_history(child.info.run_id, "objective")) >= 1
     assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"best.json", "trials.csv"}
-    # Trials stopped early hand their Train workers' CPUs back (Ray Train's placement-group cleaner).
-    deadline = time.monotonic() + 90
-    while ray_cluster.available_resources().get("CPU", 0) < cpus_before:
-        assert time.monotonic() < deadline, f"CPUs still reserved: {ray_cluster.available_resources()}"
-        time.sleep(1)
 
 
 def test_pbt_exploits_the_better_trials_checkpoint(ray_cluster, prepared_ring8, evaluators, tmp_path):
