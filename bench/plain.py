@@ -11,19 +11,21 @@ import torch
 from pipeline.config import TrainingConfig
 from pipeline.data import Prepared
 from pipeline.families import Family, Nets, family_for
-from pipeline.families.base import StepEnv
+from pipeline.families.base import StepEnv, autocast_for
 from pipeline.train.loop import epoch_seed
 from pipeline.train.sharding import training_batches
 
 
-def plain_epochs(cfg: TrainingConfig, data: Prepared) -> Iterator[tuple[int, Family, Nets, float]]:
-    """Train for ``cfg.epochs`` epochs; after each yield (epoch, family, nets, images per second)."""
+def plain_epochs(cfg: TrainingConfig, data: Prepared, device: str = "cpu") -> Iterator[tuple[int, Family, Nets, float]]:
+    """Train for ``cfg.epochs`` epochs on ``device`` (with ``cfg.precision``); after each yield
+    (epoch, family, nets, images per second)."""
     family = family_for(cfg)
     torch.manual_seed(cfg.seed)
-    nets = family.build(data.spec)
+    nets = {name: net.to(device) for name, net in family.build(data.spec).items()}
     opts = family.optimizers(nets)
-    batches = training_batches(data, cfg.batch_size, 0, 1, cfg.seed)
-    env = StepEnv(step=0, device=torch.device("cpu"), sync_grads=lambda params: None)
+    batches = training_batches(data, cfg.batch_size, 0, 1, cfg.seed, torch.device(device))
+    env = StepEnv(step=0, device=torch.device(device), sync_grads=lambda params: None,
+                  autocast=autocast_for(cfg.precision, torch.device(device)))
     for epoch in range(cfg.epochs):
         torch.manual_seed(epoch_seed(cfg.seed, 0, epoch))
         env.epoch = epoch

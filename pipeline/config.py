@@ -116,6 +116,9 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
                             f"(variant {name}) needs at least {MIN_IMAGE_SIZE[family]}")
         else:
             problems += _domain_problems(where, cfg, dataset)
+    if cfg.precision == "bf16" and not cfg.use_gpu:
+        problems.append(f"{where}.precision = 'bf16': bf16 autocast needs use_gpu: true (on CPU it is slower "
+                        "than fp32); allowed on CPU: fp32")
     if cfg.batch_size % cfg.num_workers or cfg.batch_size // cfg.num_workers < 2:
         problems.append(f"{where}.batch_size = {cfg.batch_size}: must be a multiple of num_workers "
                         f"({cfg.num_workers}) with at least 2 images per worker (BatchNorm)")
@@ -181,7 +184,7 @@ def parse_params(raw: Any) -> Params:
 
 # Keys a search may not change: what the trial is (family, data, seed) and how Ray places it.
 UNTUNABLE = ("family", "dataset", "seed", "seeds", "epochs", "num_workers", "cpus_per_worker", "use_gpu",
-             "max_failures", "eval")
+             "precision", "max_failures", "eval")
 
 
 def _validate_tune(entries: dict[str, Any], raw_variants: dict[str, Any], datasets: dict[str, Any],

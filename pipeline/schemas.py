@@ -142,7 +142,9 @@ class TrainingConfig(Strict):
     batch_size: int = Field(ge=2, description="global batch, split evenly across workers")
     num_workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel replicas)")
     cpus_per_worker: int = Field(1, ge=1, description="CPUs Ray reserves per worker = torch threads")
-    use_gpu: bool = False
+    use_gpu: bool = Field(False, description="one GPU per worker, nccl between them (a CUDA machine or cluster)")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: forward passes under bf16 autocast (AMP); needs use_gpu: true")
     max_failures: int = Field(1, ge=0, description="worker failures Ray Train recovers from")
     eval: EvalConfig = EvalConfig()
 

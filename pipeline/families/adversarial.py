@@ -34,19 +34,21 @@ def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.T
         return D(transform(x)) if labels is None else D(transform(x), labels)
 
     # D phase: fakes are detached so only D's parameters get gradients.
-    fake = G(z)
-    real_logits = discriminate(real)
-    fake_logits = discriminate(fake.detach())
-    loss_d = discriminator_bce(real_logits, fake_logits)
+    with env.autocast():
+        fake = G(z)
+        real_logits = discriminate(real)
+        fake_logits = discriminate(fake.detach())
+        loss_d = discriminator_bce(real_logits, fake_logits)
     opts["D"].zero_grad(set_to_none=True)
     loss_d.backward()
     env.sync_grads(D.parameters())
     opts["D"].step()
 
     # G phase: gradients flow through (the just-updated) D into G; only G steps.
-    gen_logits = discriminate(fake)
+    with env.autocast():
+        gen_logits = discriminate(fake)
+        loss_g = GENERATOR_LOSSES[loss](gen_logits)
     compared = _generator_grad_norms(G, gen_logits) if compare_losses else {}
-    loss_g = GENERATOR_LOSSES[loss](gen_logits)
     opts["G"].zero_grad(set_to_none=True)
     loss_g.backward()
     env.sync_grads(G.parameters())

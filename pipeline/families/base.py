@@ -23,8 +23,9 @@ All checkpoint state is ``state_dict``s of ``Nets`` and the optimisers (see ``pi
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable, ContextManager, Iterable, Protocol
 
 import numpy as np
 import torch
@@ -43,13 +44,24 @@ class StepEnv:
 
     ``sync_grads(params)`` averages gradients over data-parallel workers (all-reduce); on one worker
     it does nothing. Families call it between ``backward()`` and ``optimizer.step()``. ``epoch`` is
-    the 0-based epoch the step belongs to (learning-rate schedules).
+    the 0-based epoch the step belongs to (learning-rate schedules). ``autocast()`` is the context
+    the forward passes and losses run in: bf16 autocast with ``precision: bf16`` (weights, gradients
+    and optimiser state stay fp32; bf16 has fp32's exponent range, so no loss scaling is needed),
+    else nothing. Backward passes run outside it, as PyTorch recommends.
     """
 
     step: int
     device: torch.device
     sync_grads: Callable[[Iterable[nn.Parameter]], None]
     epoch: int = 0
+    autocast: Callable[[], ContextManager] = field(default=contextlib.nullcontext)
+
+
+def autocast_for(precision: str, device: torch.device) -> Callable[[], ContextManager]:
+    """The ``StepEnv.autocast`` of a ``precision`` ("fp32" or "bf16") on ``device``."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 class Family(Protocol):

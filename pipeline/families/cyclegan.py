@@ -91,13 +91,14 @@ class CycleGANFamily:
         # G phase: D_A and D_B frozen (no gradients computed for them).
         for p in d_params:
             p.requires_grad_(False)
-        fake_b, fake_a = G_AB(real_a), G_BA(real_b)
-        adversarial = lsgan_generator(D_B(fake_b)) + lsgan_generator(D_A(fake_a))
-        cycle = l1_distance(G_BA(fake_b), real_a) + l1_distance(G_AB(fake_a), real_b)
         identity_weight = cfg.lambda_cycle * cfg.lambda_identity
-        identity = (l1_distance(G_AB(real_b), real_b) + l1_distance(G_BA(real_a), real_a)
-                    if identity_weight > 0 else torch.zeros((), device=real_a.device))
-        loss_g = adversarial + cfg.lambda_cycle * cycle + identity_weight * identity
+        with env.autocast():
+            fake_b, fake_a = G_AB(real_a), G_BA(real_b)
+            adversarial = lsgan_generator(D_B(fake_b)) + lsgan_generator(D_A(fake_a))
+            cycle = l1_distance(G_BA(fake_b), real_a) + l1_distance(G_AB(fake_a), real_b)
+            identity = (l1_distance(G_AB(real_b), real_b) + l1_distance(G_BA(real_a), real_a)
+                        if identity_weight > 0 else torch.zeros((), device=real_a.device))
+            loss_g = adversarial + cfg.lambda_cycle * cycle + identity_weight * identity
         g_params = [*G_AB.parameters(), *G_BA.parameters()]
         opts["G"].zero_grad(set_to_none=True)
         loss_g.backward()
@@ -108,8 +109,9 @@ class CycleGANFamily:
         # D phase: each D sees real images of its domain and (pooled) fakes of the same domain.
         for p in d_params:
             p.requires_grad_(True)
-        loss_d_b = lsgan_discriminator(D_B(real_b), D_B(nets["pool_B"].query(fake_b.detach())))
-        loss_d_a = lsgan_discriminator(D_A(real_a), D_A(nets["pool_A"].query(fake_a.detach())))
+        with env.autocast():
+            loss_d_b = lsgan_discriminator(D_B(real_b), D_B(nets["pool_B"].query(fake_b.detach())))
+            loss_d_a = lsgan_discriminator(D_A(real_a), D_A(nets["pool_A"].query(fake_a.detach())))
         opts["D"].zero_grad(set_to_none=True)
         (loss_d_a + loss_d_b).backward()
         env.sync_grads(d_params)

@@ -42,8 +42,9 @@ class VAEFamily:
     def train_step(self, nets: Nets, opts: Optimizers, batch: tuple[torch.Tensor, torch.Tensor],
                    env: StepEnv) -> dict[str, float]:
         x = batch[0]  # [N, C, H, W] in [-1, 1]
-        x_hat, mu, logvar = self.reconstruct(nets, x)
-        loss, nll, kl = negative_elbo(x, x_hat, mu, logvar, self.cfg.recon_std)
+        with env.autocast():
+            x_hat, mu, logvar = self.reconstruct(nets, x)
+            loss, nll, kl = negative_elbo(x, x_hat, mu, logvar, self.cfg.recon_std)
         opts["VAE"].zero_grad(set_to_none=True)
         loss.backward()
         params = [*nets["E"].parameters(), *nets["Dec"].parameters()]

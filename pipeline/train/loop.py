@@ -22,11 +22,10 @@ import torch
 from pipeline.config import variant_from_dict
 from pipeline.data import load_prepared
 from pipeline.families import family_for
-from pipeline.families.base import StepEnv
+from pipeline.families.base import StepEnv, autocast_for
 from pipeline.images import preview
 from pipeline.objective import make_objective
 from pipeline.sampling import translation_picture
-from pipeline.tracking import RunLogger
 from pipeline.train.checkpoint import load_checkpoint, restore, save_checkpoint
 from pipeline.train.distributed import make_grad_sync
 from pipeline.train.session import Session
@@ -76,8 +75,9 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
     objective = make_objective(job.objective, family, data) if rank == 0 else None
 
     batches = training_batches(data, cfg.batch_size, rank, world, cfg.seed, device)
-    env = StepEnv(step=step, device=device, sync_grads=make_grad_sync(world))
-    logger = RunLogger(job.tracking_uri, job.run_id) if rank == 0 and job.run_id else None
+    env = StepEnv(step=step, device=device, sync_grads=make_grad_sync(world),
+                  autocast=autocast_for(cfg.precision, device))
+    logger = _run_logger(job) if rank == 0 and job.run_id else None
     if rank == 0:
         log.info("%s: epochs %d..%d, %d steps/epoch, %d worker(s)", job.variant_name, start_epoch + 1,
                  cfg.epochs, batches.steps_per_epoch(), world)
@@ -116,6 +116,13 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
             log.info("%s epoch %d/%d (%.0f%%): %s", job.variant_name, epoch + 1, cfg.epochs,
                      100 * (epoch + 1) / cfg.epochs,
                      ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step")))
+
+
+def _run_logger(job: TrainJob):
+    """Rank 0's MLflow logger (imported here: a worker without a run needs no mlflow installed)."""
+    from pipeline.tracking import RunLogger
+
+    return RunLogger(job.tracking_uri, job.run_id)
 
 
 def resume_state(session: Session, nets: dict, opts: dict, variant: dict[str, Any],
