@@ -28,6 +28,41 @@ def tracking_uri(root: str | Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve()}/mlflow.db"
 
 
+def server_problem(uri: str, timeout_s: float = 10.0) -> str | None:
+    """Why the tracking server at ``uri`` cannot be used (unreachable, credentials refused, not an
+    MLflow server), or None when it answers; None at once for a local store (sqlite:, file paths).
+
+    Asked before any training so that a wrong ``MLFLOW_TRACKING_URI`` or password fails in seconds,
+    not after the first epoch. Credentials come from MLflow's own variables:
+    ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (basic auth, MLflow's auth app) or
+    ``MLFLOW_TRACKING_TOKEN`` (bearer); ``MLFLOW_TRACKING_INSECURE_TLS=true`` skips TLS verification.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return None
+    import requests
+
+    headers, auth = {}, None
+    if os.environ.get("MLFLOW_TRACKING_TOKEN"):
+        headers["Authorization"] = f"Bearer {os.environ['MLFLOW_TRACKING_TOKEN']}"
+    elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
+        auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    verify = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() != "true"
+    where = f"MLFLOW_TRACKING_URI={uri}"
+    try:
+        answer = requests.post(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", json={"max_results": 1},
+                               headers=headers, auth=auth, timeout=timeout_s, verify=verify)
+    except requests.RequestException as err:
+        return f"{where}: the MLflow tracking server is unreachable ({type(err).__name__}); start it " \
+               "(infra/mlflow/serve.sh) or fix the address"
+    if answer.status_code in (401, 403):
+        given = "no credentials were given" if not (auth or headers) else "the credentials were refused"
+        return f"{where}: the MLflow tracking server answered HTTP {answer.status_code}: {given}; set " \
+               "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or MLFLOW_TRACKING_TOKEN)"
+    if answer.status_code != 200:
+        return f"{where}: not a usable MLflow tracking server (HTTP {answer.status_code} from the experiments API)"
+    return None
+
+
 def ensure_experiment(uri: str, root: str | Path) -> str:
     """Create (or find) the experiment; returns its id. Local stores keep artifacts in root/mlartifacts."""
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT)

@@ -2,10 +2,12 @@
 
 import argparse
 import logging
+import os
 from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline.train.driver import check_runtime, train_variant
+from pipeline.train.storage import STORAGE_ENV
 
 
 def main() -> None:
@@ -14,11 +16,13 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="prepared .npz of the variant's dataset")
     parser.add_argument("--out", required=True, help="model directory to write")
     parser.add_argument("--plots", required=True, help="CSV of per-step scalars to write")
-    parser.add_argument("--storage", default=".ray_runs", help="Ray Train storage (checkpoints)")
+    parser.add_argument("--storage", default=os.environ.get(STORAGE_ENV, ".ray_runs"),
+                        help=f"Ray Train storage (checkpoints): a path every node reaches or a URI such as "
+                             f"s3://bucket/runs; default ${STORAGE_ENV} or .ray_runs")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     setup_logging()
-    params = params_or_exit(args.params, lambda p: check_runtime(p, args.variant))
+    params = params_or_exit(args.params, lambda p: check_runtime(p, args.variant, ROOT))
     metrics = train_variant(params, args.variant, Path(args.data), Path(args.out), Path(args.plots),
                             Path(args.storage), ROOT)
     logging.info("trained %s: %s", args.variant, metrics)

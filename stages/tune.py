@@ -12,6 +12,7 @@ from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline.config import ConfigError, Params
+from pipeline import tracking
 from pipeline.data import load_prepared
 from pipeline.tune.checks import pbt_shape_problems
 
@@ -24,6 +25,8 @@ def check(params: Params, variant: str, prepared: Path, evaluators: Path) -> Non
     for path in (prepared / f"{dataset}.npz", evaluators / dataset / "meta.json"):
         if not path.is_file():
             raise ConfigError([f"{path}: missing; run `dvc repro prepare@{dataset} evaluator@{dataset}` first"])
+    if problem := tracking.server_problem(tracking.tracking_uri(ROOT)):
+        raise ConfigError([problem])
     if params.tune[variant].scheduler == "pbt":
         problems = pbt_shape_problems(params, variant, load_prepared(prepared / f"{dataset}.npz").spec)
         if problems:

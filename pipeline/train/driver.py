@@ -4,9 +4,9 @@ Outputs (paths come from the stage): ``models/<variant>/`` with the final sampli
 ``config.json``, ``spec.json`` and ``run.json`` (the MLflow run id that ``evaluate`` logs into), and
 the per-step scalars as CSV for ``dvc plots``. A variant with a ``seeds`` list trains once per seed
 (one MLflow run each, tagged ``seed``) into ``models/<variant>/seed-<s>/``. Ray's checkpoints live
-in ``<storage>/<run name>``:
-a re-run after an interruption with the same config resumes there (and keeps its MLflow run); a
-finished run or a changed config starts fresh.
+in ``<storage>/<run name>`` (a local path, a path every cluster node mounts, or an object-storage
+URI: ``pipeline.train.storage``): a re-run after an interruption with the same config resumes there
+(and keeps its MLflow run); a finished run or a changed config starts fresh.
 """
 
 from __future__ import annotations
@@ -27,21 +27,24 @@ from pipeline.families import family_for
 from pipeline.sampling import HISTORY_FILE, save_generator
 from pipeline.train.checkpoint import load_checkpoint, restore, write_history
 from pipeline.train.loop import TrainJob
+from pipeline.train.storage import RunStorage
 
 log = logging.getLogger(__name__)
 
 
-def check_runtime(params: Params, name: str) -> None:
-    """Problems only visible at run time (no GPU for use_gpu), raised as ConfigError before Ray starts."""
+def check_runtime(params: Params, name: str, root: Path | None = None) -> None:
+    """Problems only visible at run time, raised as ConfigError before Ray starts: ``use_gpu`` with
+    no GPU here and no cluster to run on, or an MLflow tracking server that is unreachable or
+    refuses the credentials."""
     cfg = params.variant(name)
+    problems = []
     if cfg.use_gpu and not torch.cuda.is_available() and not os.environ.get("RAY_ADDRESS"):
-        raise ConfigError([f"params.yaml: variants.{name}.use_gpu = True: no CUDA GPU on this machine "
-                           "and no RAY_ADDRESS cluster to run on; set use_gpu: false"])
-
-
-def run_marker(storage: Path, run_name: str) -> Path:
-    """``{run_id, config_hash, finished}`` of the last training of ``run_name`` (beside Ray's storage)."""
-    return storage / f"{run_name}.run.json"
+        problems.append(f"params.yaml: variants.{name}.use_gpu = True: no CUDA GPU on this machine "
+                        "and no RAY_ADDRESS cluster to run on; set use_gpu: false (and precision: fp32)")
+    if root is not None and (problem := tracking.server_problem(tracking.tracking_uri(root))):
+        problems.append(problem)
+    if problems:
+        raise ConfigError(problems)
 
 
 def seed_run_name(variant: str, cfg: TrainingConfig, seed: int) -> str:
@@ -49,17 +52,18 @@ def seed_run_name(variant: str, cfg: TrainingConfig, seed: int) -> str:
     return variant if cfg.seeds is None else f"{variant}-seed{seed}"
 
 
-def open_run(root: Path, storage: Path, variant: str, cfg: TrainingConfig, dataset_sha: str,
+def open_run(root: Path, storage: RunStorage | str | Path, variant: str, cfg: TrainingConfig, dataset_sha: str,
              run_name: str | None = None) -> str:
     """The MLflow run of one training (``cfg`` has its seed set): the interrupted run's if the config
-    is unchanged, else a new run."""
+    is unchanged, else a new run. The marker ``<storage>/<run name>.run.json`` holds
+    ``{run_id, config_hash, finished}`` of the last training of that name."""
     run_name = run_name or variant
+    storage = storage if isinstance(storage, RunStorage) else RunStorage(storage)
     uri = tracking.tracking_uri(root)
     experiment_id = tracking.ensure_experiment(uri, root)
-    marker = run_marker(storage, run_name)
     digest = config_hash(cfg)
-    if marker.is_file():
-        previous = json.loads(marker.read_text())
+    previous = storage.read_marker(run_name)
+    if previous is not None:
         if (previous["config_hash"] == digest and not previous.get("finished")
                 and tracking.run_exists(uri, previous["run_id"])):
             log.info("an interrupted run with the same config exists (%s): resuming it", previous["run_id"])
@@ -67,19 +71,18 @@ def open_run(root: Path, storage: Path, variant: str, cfg: TrainingConfig, datas
         # A finished run is not resumed: DVC re-runs a finished stage only when code or data changed.
         log.info("starting fresh (the stored run %s)", "finished" if previous.get("finished") else
                  "has another config")
-        shutil.rmtree(storage / run_name, ignore_errors=True)
+        storage.remove_run(run_name)
     tags = {"variant": variant, "family": cfg.family, "dataset": cfg.dataset, "dataset_sha256": dataset_sha,
             "seed": str(cfg.seed), "params_hash": digest, "git_commit": tracking.git_commit(root),
             "dvc_stage": f"train@{variant}"}
     run_id = tracking.start_run(uri, experiment_id, run_name, {"variant": variant, **cfg.model_dump(mode="json")},
                                 tags)
-    storage.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"run_id": run_id, "config_hash": digest}) + "\n")
+    storage.write_marker(run_name, {"run_id": run_id, "config_hash": digest})
     return run_id
 
 
 def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plots_path: Path,
-                  storage: Path, root: Path) -> dict:
+                  storage: str | Path, root: Path) -> dict:
     """Train variant ``name`` on Ray, once per seed, and write its outputs; returns the last run's metrics.
 
     One seed writes ``out_dir`` itself; a ``seeds`` list writes ``out_dir/seed-<s>/`` per seed and the
@@ -87,7 +90,7 @@ def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plo
     """
     cfg = params.variant(name)
     data = load_prepared(data_path)
-    storage, root = storage.resolve(), root.resolve()
+    storage, root = RunStorage(storage), root.resolve()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     histories, metrics = [], {}
@@ -110,7 +113,7 @@ def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plo
 
 
 def _train_one(cfg: TrainingConfig, variant: str, run_name: str, data: Prepared, data_path: Path,
-               model_dir: Path, storage: Path, root: Path) -> tuple[list[dict], dict]:
+               model_dir: Path, storage: RunStorage, root: Path) -> tuple[list[dict], dict]:
     """One Ray Train run of one seed; writes ``model_dir``; returns (per-step history, final metrics)."""
     from pipeline.train.launcher import run_training  # imports ray: only when really training
 
@@ -133,8 +136,7 @@ def _train_one(cfg: TrainingConfig, variant: str, run_name: str, data: Prepared,
                 "dataset_sha256": data.sha256, "epochs": state["epoch"], "steps": state["step"]}
     (model_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
     tracking.log_generator_model(uri, run_id, nets[family.sampling_net_name], family.input_example(2))
-    marker = run_marker(storage, run_name)
-    marker.write_text(json.dumps({**json.loads(marker.read_text()), "finished": True}) + "\n")
+    storage.write_marker(run_name, {**storage.read_marker(run_name), "finished": True})
     return history, dict(result.metrics or {})
 
 

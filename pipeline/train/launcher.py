@@ -6,8 +6,12 @@ latest one, and ``FailureConfig(max_failures)`` restarts failed workers from it 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 from pipeline.train.ray_env import TRAIN_POLL_ENV  # (must precede `import ray`)
@@ -16,6 +20,9 @@ from ray.train import CheckpointConfig, FailureConfig, Result, RunConfig, Scalin
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from pipeline.config import TrainingConfig
+from pipeline.data import meta_path
+from pipeline.data.npz import sha256_file
+from pipeline.train.storage import STORAGE_ENV
 from pipeline.train.loop import TrainJob, train_loop
 
 log = logging.getLogger(__name__)
@@ -23,12 +30,48 @@ log = logging.getLogger(__name__)
 
 def ray_worker_entry(job: dict[str, Any]) -> None:
     """What each Ray Train worker runs."""
-    from pipeline.train.ray_session import RayTrainSession
+    from pipeline.train.ray_session import RayTrainSession, log_placement
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers + logging.getLogger("ray").handlers:
         handler.addFilter(_drop_per_report_lines)
-    train_loop(job, RayTrainSession())
+    job = with_local_data(job)
+    session = RayTrainSession()
+    log_placement(session, job)
+    train_loop(job, session)
+
+
+DATA_KEY = "_shipped_data"  # the job dict's key for the prepared data sent through Ray's object store
+
+
+def ship_data(job: dict[str, Any]) -> dict[str, Any]:
+    """The job with its prepared data (``.npz`` and ``.json``) put into Ray's object store, so that
+    workers on nodes that do not share the driver's disk can read it (:func:`with_local_data`)."""
+    npz = Path(job["data_path"])
+    blobs = {"npz": npz.read_bytes(), "json": meta_path(npz).read_bytes()}
+    return {**job, DATA_KEY: {"ref": ray.put(blobs), "sha256": hashlib.sha256(blobs["npz"]).hexdigest()}}
+
+
+def with_local_data(job: dict[str, Any]) -> dict[str, Any]:
+    """The job with ``data_path`` readable on this node: the driver's file itself where this node
+    sees it unchanged (the same machine or a shared filesystem), else a copy from the object store."""
+    job = dict(job)
+    shipped = job.pop(DATA_KEY, None)
+    path = Path(job["data_path"])
+    if shipped is None or (path.is_file() and sha256_file(path) == shipped["sha256"]):
+        return job
+    local = Path(tempfile.gettempdir()) / "gan-lab-data" / shipped["sha256"] / path.name
+    if not local.is_file():
+        blobs = ray.get(shipped["ref"])
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=local.parent))  # written aside, then renamed: never half a file
+        (tmp / path.name).write_bytes(blobs["npz"])
+        meta_path(tmp / path.name).write_bytes(blobs["json"])
+        os.replace(meta_path(tmp / path.name), meta_path(local))
+        os.replace(tmp / path.name, local)
+        tmp.rmdir()
+    log.info("data %s is not on this node: using the copy sent through Ray's object store (%s)", path, local)
+    return {**job, "data_path": str(local)}
 
 
 def _drop_per_report_lines(record: logging.LogRecord) -> bool:
@@ -44,7 +87,7 @@ def init_ray() -> None:
     """
     if ray.is_initialized():
         return
-    runtime_env = {"env_vars": {TRAIN_POLL_ENV: os.environ[TRAIN_POLL_ENV]}}
+    runtime_env = {"env_vars": forwarded_env()}
     if os.environ.get("RAY_ADDRESS"):
         ray.init(address=os.environ["RAY_ADDRESS"], runtime_env=runtime_env, log_to_driver=True)
     else:
@@ -52,6 +95,25 @@ def init_ray() -> None:
         # polls; without it that actor logs a warning every second.
         ray.init(include_dashboard=True, dashboard_host="127.0.0.1", runtime_env=runtime_env,
                  log_to_driver=True)
+
+
+# What Ray's workers need from the driver's environment: MLflow's server address and credentials
+# (rank 0 logs), the experiment name, the checkpoint storage and the report polling interval.
+FORWARDED_ENV = (TRAIN_POLL_ENV, "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
+                 "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
+                 "MLFLOW_EXPERIMENT_NAME", STORAGE_ENV)
+
+
+def forwarded_env() -> dict[str, str]:
+    """The variables of FORWARDED_ENV set here, for every Ray worker of this driver.
+
+    Under ``ray job submit`` the driver's runtime env is merged with the job's, and Ray refuses a
+    variable both define: those the job's runtime env already sets (and so gives every worker
+    itself) are left out.
+    """
+    job_config = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
+    from_job = set((job_config.get("runtime_env") or {}).get("env_vars") or {})
+    return {key: os.environ[key] for key in FORWARDED_ENV if os.environ.get(key) and key not in from_job}
 
 
 def run_training(job: TrainJob, cfg: TrainingConfig, storage_path: str, run_name: str,
@@ -66,7 +128,7 @@ def run_training(job: TrainJob, cfg: TrainingConfig, storage_path: str, run_name
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
     trainer = TorchTrainer(
         worker_fn,
-        train_loop_config=job.to_dict(),
+        train_loop_config=ship_data(job.to_dict()),
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,
                                      resources_per_worker=resources),

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from typing import Any
 
 import pipeline.train.ray_env  # noqa: F401  (must precede `import ray`)
+import ray
 import ray.train
 import ray.train.torch
 from ray.train import Checkpoint
+
+log = logging.getLogger(__name__)
 
 
 class RayTrainSession:
@@ -26,3 +31,24 @@ class RayTrainSession:
     def latest_checkpoint(self) -> str | None:
         checkpoint = ray.train.get_checkpoint()
         return checkpoint.to_directory() if checkpoint else None
+
+
+def log_placement(session: RayTrainSession, job: dict[str, Any]) -> None:
+    """Where the workers run: each rank's Ray node (id, address) and device. Rank 0 logs the list
+    and, when the job has an MLflow run, tags it ``ray.workers`` (JSON), so a run shows how it
+    was spread over a cluster (after a worker restart, the placement of the latest attempt)."""
+    import torch.distributed as dist
+
+    mine = {"rank": session.world_rank, "node_id": ray.get_runtime_context().get_node_id(),
+            "node_ip": ray.util.get_node_ip_address(), "device": str(session.device)}
+    places: list[Any] = [mine]
+    if session.world_size > 1 and dist.is_initialized():
+        places = [None] * session.world_size
+        dist.all_gather_object(places, mine)
+    if session.world_rank != 0:
+        return
+    log.info("workers: %s", ", ".join(f"rank {p['rank']} on {p['node_ip']} ({p['device']})" for p in places))
+    if job.get("run_id"):
+        from pipeline.tracking import RunLogger
+
+        RunLogger(job["tracking_uri"], job["run_id"]).set_tags({"ray.workers": json.dumps(places)[:5000]})

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# A shared MLflow tracking server for the pipeline (one per team). Everything is an environment
+# variable with a safe default; see infra/README.md.
+#
+#   infra/mlflow/serve.sh                                   # http://127.0.0.1:5000, SQLite, local artifacts
+#   MLFLOW_HOST=0.0.0.0 MLFLOW_ALLOWED_HOSTS=mlflow.internal:5000 infra/mlflow/serve.sh   # exposed
+#   MLFLOW_BACKEND_STORE_URI=postgresql://mlflow:PW@db:5432/mlflow \
+#   MLFLOW_ARTIFACTS_DESTINATION=s3://team-bucket/mlflow infra/mlflow/serve.sh             # PostgreSQL + S3
+#   MLFLOW_AUTH=1 MLFLOW_AUTH_ADMIN_PASSWORD=... MLFLOW_FLASK_SERVER_SECRET_KEY=... infra/mlflow/serve.sh
+#
+# Then, wherever the pipeline runs: export MLFLOW_TRACKING_URI=http://<host>:<port>
+# (and MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD with MLFLOW_AUTH=1).
+set -euo pipefail
+
+HOST="${MLFLOW_HOST:-127.0.0.1}"
+PORT="${MLFLOW_PORT:-5000}"
+DATA_DIR="${MLFLOW_DATA_DIR:-$PWD/mlflow-server}"
+BACKEND="${MLFLOW_BACKEND_STORE_URI:-sqlite:///$DATA_DIR/mlflow.db}"
+# --serve-artifacts: clients upload and download artifacts through this server, so Ray nodes need
+# no credentials or mount of the artifact store; only the server reaches it.
+ARTIFACTS="${MLFLOW_ARTIFACTS_DESTINATION:-$DATA_DIR/artifacts}"
+WORKERS="${MLFLOW_WORKERS:-2}"
+
+fail() { echo "infra/mlflow/serve.sh: $*" >&2; exit 2; }
+
+case "$HOST" in
+  127.0.0.1|localhost|::1) ALLOWED="${MLFLOW_ALLOWED_HOSTS:-}" ;;
+  *) ALLOWED="${MLFLOW_ALLOWED_HOSTS:?MLFLOW_HOST=$HOST exposes the server: set MLFLOW_ALLOWED_HOSTS to the host:port names clients use (e.g. mlflow.internal:$PORT)}" ;;
+esac
+
+mkdir -p "$DATA_DIR"
+case "$ARTIFACTS" in *://*) ;; *) mkdir -p "$ARTIFACTS" ;; esac
+
+args=(server --host "$HOST" --port "$PORT" --workers "$WORKERS"
+      --backend-store-uri "$BACKEND" --artifacts-destination "$ARTIFACTS" --serve-artifacts)
+[ -n "$ALLOWED" ] && args+=(--allowed-hosts "$ALLOWED")
+
+if [ "${MLFLOW_AUTH:-0}" = "1" ]; then
+  # MLflow's basic-auth app: users and permissions in their own database; the admin account is
+  # created on first start from MLFLOW_AUTH_ADMIN_PASSWORD.
+  [ -n "${MLFLOW_AUTH_ADMIN_PASSWORD:-}" ] || [ -f "$DATA_DIR/basic_auth.db" ] \
+    || fail "MLFLOW_AUTH=1: set MLFLOW_AUTH_ADMIN_PASSWORD for the first start (admin user 'admin')"
+  [ -n "${MLFLOW_FLASK_SERVER_SECRET_KEY:-}" ] || fail "MLFLOW_AUTH=1: set MLFLOW_FLASK_SERVER_SECRET_KEY (any long random string)"
+  config="$DATA_DIR/basic_auth.ini"
+  cat > "$config" <<INI
+[mlflow]
+default_permission = ${MLFLOW_AUTH_DEFAULT_PERMISSION:-READ}
+database_uri = ${MLFLOW_AUTH_DATABASE_URI:-sqlite:///$DATA_DIR/basic_auth.db}
+admin_username = ${MLFLOW_AUTH_ADMIN_USERNAME:-admin}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+INI
+  export MLFLOW_AUTH_CONFIG_PATH="$config"
+  args+=(--app-name basic-auth)
+fi
+
+echo "MLflow tracking server: http://$HOST:$PORT (backend $BACKEND, artifacts $ARTIFACTS${ALLOWED:+, allowed hosts $ALLOWED}$([ "${MLFLOW_AUTH:-0}" = 1 ] && echo ", basic auth"))" >&2
+exec "${MLFLOW_BIN:-mlflow}" "${args[@]}"
