@@ -126,11 +126,18 @@ class TwoHosts:
         raise TimeoutError(f"the worker node did not join: {(self.workdir / 'ray-host2.log').read_text()[-2000:]}")
 
     def start_mlflow(self) -> None:
-        """The team server of infra/mlflow/serve.sh, on host 1's address (allowed hosts set)."""
+        """The team server of infra/mlflow/serve.sh on host 1's address: allowed hosts set, basic
+        auth on (user ``admin``, password :attr:`mlflow_password`)."""
+        self.mlflow_password = secrets.token_hex(8)
         self.mlflow = self.start_in(1, ["bash", str(ROOT / "infra/mlflow/serve.sh")], "mlflow.log", env={
             "MLFLOW_HOST": self.host_ip[1], "MLFLOW_PORT": str(MLFLOW_PORT),
             "MLFLOW_ALLOWED_HOSTS": f"{self.host_ip[1]}:{MLFLOW_PORT}", "MLFLOW_WORKERS": "1",
-            "MLFLOW_DATA_DIR": str(self.workdir / "mlflow-server"), "MLFLOW_BIN": str(BIN / "mlflow")})
+            "MLFLOW_DATA_DIR": str(self.workdir / "mlflow-server"), "MLFLOW_BIN": str(BIN / "mlflow"),
+            "MLFLOW_AUTH": "1", "MLFLOW_AUTH_ADMIN_PASSWORD": self.mlflow_password,
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_hex(16)})
+
+    def mlflow_credentials(self, password: str | None = None) -> dict[str, str]:
+        return {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password or self.mlflow_password}
 
     def wait_mlflow(self) -> None:
         self.wait_http(1, f"{self.mlflow_uri}/health", 90, self.mlflow, "mlflow.log")

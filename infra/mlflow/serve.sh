@@ -48,6 +48,9 @@ default_permission = ${MLFLOW_AUTH_DEFAULT_PERMISSION:-READ}
 database_uri = ${MLFLOW_AUTH_DATABASE_URI:-sqlite:///$DATA_DIR/basic_auth.db}
 admin_username = ${MLFLOW_AUTH_ADMIN_USERNAME:-admin}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# Each request's password check is a deliberate slow hash: cache a good check for a minute, or
+# every metric batch a training run logs pays for it again.
+auth_cache_ttl_seconds = ${MLFLOW_AUTH_CACHE_TTL:-60}
 INI
   export MLFLOW_AUTH_CONFIG_PATH="$config"
   args+=(--app-name basic-auth)

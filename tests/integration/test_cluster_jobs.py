@@ -67,7 +67,8 @@ def submit(hosts: TwoHosts, project: Path, env_file: Path, submission_id: str) -
 
 def test_job_spans_both_hosts_survives_a_killed_worker_and_logs_one_mlflow_run(hosts, project):
     storage = hosts.workdir / "shared" / "ray_runs"  # the shared storage every node reaches
-    env_file = runtime_env(hosts, MLFLOW_TRACKING_URI=hosts.mlflow_uri, GAN_LAB_STORAGE=str(storage))
+    env_file = runtime_env(hosts, MLFLOW_TRACKING_URI=hosts.mlflow_uri, GAN_LAB_STORAGE=str(storage),
+                           **hosts.mlflow_credentials())
     started = time.time()
     job = submit(hosts, project, env_file, "train-dcgan")
 
@@ -107,7 +108,7 @@ steps = [m.step for m in client.get_metric_history(run.info.run_id, "loss/D")]
 models = client.search_logged_models([experiment.experiment_id])
 print(json.dumps({{"runs": len(runs), "workers": json.loads(run.data.tags["ray.workers"]),
                   "last_step": max(steps), "status": run.info.status, "models": len(models)}}))
-""")
+""", env=hosts.mlflow_credentials())
     assert found["runs"] == 1, found
     nodes = {worker["node_id"] for worker in found["workers"]}
     assert len(nodes) == 2, found["workers"]  # rank 0 and rank 1 on different Ray nodes
@@ -127,3 +128,14 @@ def test_unreachable_mlflow_server_fails_the_job_before_training(hosts, project)
     assert f"MLFLOW_TRACKING_URI={nowhere}: the MLflow tracking server is unreachable" in log
     assert time.time() - started < 60
     assert not storage.exists()  # nothing trained, no checkpoint, no run marker
+
+
+def test_refused_mlflow_credentials_fail_the_job_before_training(hosts, project):
+    storage = hosts.workdir / "shared-refused"
+    env_file = runtime_env(hosts, MLFLOW_TRACKING_URI=hosts.mlflow_uri, GAN_LAB_STORAGE=str(storage),
+                           **hosts.mlflow_credentials(password="not-the-password"))
+    job = submit(hosts, project, env_file, "refused")
+    assert job.wait(timeout=120) != 0
+    log = (hosts.workdir / "refused.log").read_text()
+    assert "the MLflow tracking server answered HTTP 401: the credentials were refused" in log
+    assert not storage.exists()

@@ -20,17 +20,23 @@ from helpers import ROOT, tiny_points_params
 pytestmark = pytest.mark.integration
 
 
+# The stages join the test session's Ray through RAY_ADDRESS, as they would join a cluster (set by
+# the `repo_copy` fixture), instead of each starting and stopping an embedded Ray.
+SHARED_RAY: dict[str, str] = {}
+
+
 def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
-           "DVC_NO_ANALYTICS": "true"}
+           "DVC_NO_ANALYTICS": "true", **SHARED_RAY}
     result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
 
 @pytest.fixture(scope="module")
-def repo_copy(tmp_path_factory) -> Path:
+def repo_copy(tmp_path_factory, ray_cluster) -> Path:
     """The repository's tracked files (as a fresh clone has them) with tiny params, committed."""
+    SHARED_RAY["RAY_ADDRESS"] = ray_cluster.get_runtime_context().gcs_address
     target = tmp_path_factory.mktemp("repo")
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
                            check=True).stdout.split("\0")

@@ -1,0 +1,83 @@
+"""infra/: the cluster files parse and hold what they must, checked offline (Ray's own cluster
+launcher schema; KubeRay's fields by key, since its CRD schema needs a Kubernetes API server)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import ray
+import yaml
+from ray.runtime_env import RuntimeEnv
+
+from helpers import ROOT
+
+INFRA = ROOT / "infra"
+
+
+def test_cluster_launcher_config_is_valid_against_ray_s_schema():
+    from ray.autoscaler._private.util import prepare_config, validate_config
+
+    config = prepare_config(yaml.safe_load((INFRA / "ray/cluster.yaml").read_text()))
+    validate_config(config)  # raises on any key the launcher does not know or a wrong type
+    assert config["head_node_type"] in config["available_node_types"]
+    assert any("pip install -e ." in command for command in config["setup_commands"])
+
+
+def test_job_runtime_env_is_a_ray_runtime_env_that_leaves_out_caches_and_stores():
+    raw = yaml.safe_load((INFRA / "ray/runtime_env.yaml").read_text())
+    env = RuntimeEnv(**raw)  # Ray's own validation of the fields
+    assert {".venv/", ".dvc/cache/", "mlflow.db", "mlartifacts/", ".ray_runs/", "data/prepared/"} <= set(env["excludes"])
+    assert env["env_vars"]["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] == "0.1"
+
+
+def _containers(pod_template: dict) -> list[dict]:
+    return pod_template["spec"]["containers"]
+
+
+@pytest.mark.parametrize("name", ["raycluster.yaml", "rayjob.yaml"])
+def test_kuberay_manifests_have_the_fields_kuberay_needs(name):
+    manifest = yaml.safe_load((INFRA / "k8s" / name).read_text())
+    assert manifest["apiVersion"] == "ray.io/v1"
+    spec = manifest["spec"]
+    if manifest["kind"] == "RayJob":
+        assert "dvc repro train@" in spec["entrypoint"] and spec["shutdownAfterJobFinishes"] is True
+        RuntimeEnv(**yaml.safe_load(spec["runtimeEnvYAML"]))
+        spec = spec["rayClusterSpec"]
+    else:
+        assert manifest["kind"] == "RayCluster"
+    assert spec["rayVersion"] == ray.__version__  # the image's Ray must be the project's
+    head = spec["headGroupSpec"]
+    assert head["rayStartParams"]["dashboard-host"] == "0.0.0.0"  # the Jobs API is served by the head
+    groups = {group["groupName"]: group for group in spec["workerGroupSpecs"]}
+    assert set(groups) == {"cpu", "gpu"}
+    for group in groups.values():
+        assert group["minReplicas"] <= group["replicas"] <= group["maxReplicas"]
+    for template in [head["template"], *(g["template"] for g in groups.values())]:
+        for container in _containers(template):
+            requests = container["resources"]["requests"]
+            assert {"cpu", "memory"} <= set(requests) and container["image"]
+            assert {"MLFLOW_TRACKING_URI", "GAN_LAB_STORAGE"} <= {e["name"] for e in container["env"]}
+    assert _containers(groups["gpu"]["template"])[0]["resources"]["requests"]["nvidia.com/gpu"] == "1"
+
+
+def test_the_image_pins_the_project_s_ray():
+    dockerfile = (INFRA / "k8s/Dockerfile").read_text()
+    assert f"rayproject/ray:{ray.__version__}-py311" in dockerfile and "torch==2.13.0" in dockerfile
+
+
+def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(INFRA / "mlflow/serve.sh")], capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "MLFLOW_DATA_DIR": str(tmp_path), "MLFLOW_BIN": "false", **env})
+
+
+def test_mlflow_server_script_refuses_unsafe_set_ups_before_starting(tmp_path):
+    exposed = _serve(tmp_path, MLFLOW_HOST="0.0.0.0")
+    assert exposed.returncode != 0 and "set MLFLOW_ALLOWED_HOSTS" in exposed.stderr
+    no_password = _serve(tmp_path, MLFLOW_AUTH="1", MLFLOW_FLASK_SERVER_SECRET_KEY="k")
+    assert no_password.returncode == 2 and "set MLFLOW_AUTH_ADMIN_PASSWORD" in no_password.stderr
+    # A safe set-up reaches the server command (here `false`, so nothing starts).
+    local = _serve(tmp_path)
+    assert "MLflow tracking server: http://127.0.0.1:5000" in local.stderr and local.returncode == 1
