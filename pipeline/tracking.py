@@ -77,7 +77,13 @@ def ensure_experiment(uri: str, root: str | Path) -> str:
 
 
 def git_commit(root: str | Path) -> str:
-    """HEAD's commit, with '-dirty' when tracked files differ from it; 'unknown' outside git."""
+    """HEAD's commit, with '-dirty' when tracked files differ from it; 'unknown' outside git.
+
+    ``GAN_LAB_GIT_COMMIT`` overrides it: a job submitted to a Ray cluster runs in an uploaded copy
+    without the repository's history (infra/ray/job.sh), so the submitter passes its commit.
+    """
+    if os.environ.get("GAN_LAB_GIT_COMMIT"):
+        return os.environ["GAN_LAB_GIT_COMMIT"]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
                               check=True).stdout.strip()

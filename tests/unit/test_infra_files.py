@@ -29,7 +29,10 @@ def test_cluster_launcher_config_is_valid_against_ray_s_schema():
 def test_job_runtime_env_is_a_ray_runtime_env_that_leaves_out_caches_and_stores():
     raw = yaml.safe_load((INFRA / "ray/runtime_env.yaml").read_text())
     env = RuntimeEnv(**raw)  # Ray's own validation of the fields
-    assert {".venv/", ".dvc/cache/", "mlflow.db", "mlartifacts/", ".ray_runs/", "data/prepared/"} <= set(env["excludes"])
+    assert {"/.venv/", "/.dvc/cache/", "/mlflow.db", "/mlartifacts/", "/.ray_runs/", "/data/prepared/",
+            "/models/"} <= set(env["excludes"])
+    # Anchored at the root: an unanchored models/ would also drop the code in pipeline/models/.
+    assert all(p.startswith("/") for p in env["excludes"] if p.rstrip("/") in ("models", "evaluators", "samples"))
     assert env["env_vars"]["RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"] == "0.1"
 
 
