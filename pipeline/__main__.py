@@ -1,5 +1,6 @@
 """Command line: ``python -m pipeline sample VARIANT -n N --out FILE.npz [--png FILE.png] [--label K]``
-``python -m pipeline translate VARIANT --direction AB --in DIR --out DIR`` and
+``python -m pipeline translate VARIANT --direction AB --in DIR --out DIR``,
+``python -m pipeline mix VARIANT --out grid.png`` (a StyleGAN's style-mixing grid) and
 ``python -m pipeline tune-apply VARIANT`` (the best tuned config into ``params.yaml``).
 
 The one place in ``pipeline/`` that parses arguments (DESIGN.md keeps CLI parsing in ``stages/``;
@@ -63,6 +64,28 @@ def sample_command(args: argparse.Namespace) -> int:
     if args.png:
         save_png(preview(samples if samples.ndim == 2 else samples[:256]), args.png)
     print(f"wrote {len(samples)} {key} {list(samples.shape[1:])} to {out}" + (f" and {args.png}" if args.png else ""))
+    return 0
+
+
+def mix_command(args: argparse.Namespace) -> int:
+    """The style-mixing grid of a trained StyleGAN (pipeline.style_eval.mixing_grid) as a PNG."""
+    from pipeline.families.stylegan import StyleGANFamily
+    from pipeline.images import make_grid, save_png, to_uint8
+    from pipeline.sampling import load_generator
+    from pipeline.style_eval import mixing_grid
+
+    model_dir = trained_model_dir(args)
+    if model_dir is None:
+        return 2
+    family, nets, _ = load_generator(model_dir)
+    if not isinstance(family, StyleGANFamily):
+        print(f"error: {args.variant} is family {family.cfg.family!r}; style mixing needs a stylegan variant",
+              file=sys.stderr)
+        return 2
+    grid = mixing_grid(nets[family.sampling_net_name].eval(), args.n, args.seed)
+    save_png(make_grid(to_uint8(grid), ncol=args.n + 1), args.out)
+    print(f"wrote {args.out}: first row = fine-style sources, first column = coarse-style (4x4-8x8) sources, "
+          f"cell = coarse from its row, fine from its column")
     return 0
 
 
@@ -147,7 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     translate.add_argument("--train-seed", type=int, help="which seed's model, for a variant trained with "
                            "a seeds list (default: the first)")
     translate.add_argument("--models", default="models", help="directory holding the trained models")
+    mix = commands.add_parser("mix", help="draw the style-mixing grid of a trained stylegan variant")
+    mix.add_argument("variant", help="variant name in params.yaml (its model is models/VARIANT)")
+    mix.add_argument("--out", required=True, help="PNG to write")
+    mix.add_argument("-n", type=int, default=6, help="sources per side (the grid is (n + 1) x (n + 1))")
+    mix.add_argument("--seed", type=int, default=0, help="seed of the latent draws")
+    mix.add_argument("--train-seed", type=int, help="which seed's model, for a variant trained with a seeds list")
+    mix.add_argument("--models", default="models", help="directory holding the trained models")
     args = parser.parse_args(argv)
+    if args.command == "mix":
+        return mix_command(args)
     if args.command == "translate":
         return translate_command(args)
     if args.command == "tune-apply":

@@ -21,7 +21,7 @@ from pipeline.schemas import (  # noqa: F401  (re-exported: code imports the sch
     ConfigError, Strict, DatasetConfig, MixtureDatasetConfig, StackedDigitsConfig, TypedDigitsConfig,
     DigitsToTypedConfig, ImageFoldersConfig, DATASET_SCHEMAS, POINT_DATASETS, UNPAIRED_DATASETS,
     AnyDatasetConfig, EvaluatorConfig, EvalConfig, TrainingConfig, AugmentName, DcganConfig, GanConfig,
-    VaeConfig, CycleganConfig, VARIANT_SCHEMAS, MIN_IMAGE_SIZE, IMAGE_ONLY_FAMILIES, TRANSLATION_FAMILIES,
+    VaeConfig, CycleganConfig, StyleganConfig, VARIANT_SCHEMAS, MIN_IMAGE_SIZE, IMAGE_ONLY_FAMILIES, TRANSLATION_FAMILIES,
     TuneSpec,
 )
 from pipeline.search_space import Dimension, parse_dimension
@@ -140,6 +140,9 @@ def _domain_problems(where: str, cfg: TrainingConfig, dataset: Strict) -> list[s
         return [f"{where}.dataset = {cfg.dataset!r}: a two-domain dataset is for family cyclegan; "
                 f"family {cfg.family!r} needs a single-domain dataset"]
     problems = []
+    if isinstance(cfg, StyleganConfig) and cfg.mapping_layers == 0 and cfg.w_dim != cfg.z_dim:
+        problems.append(f"{where}.w_dim = {cfg.w_dim}: with mapping_layers: 0 the style is z itself; "
+                        f"set w_dim to z_dim ({cfg.z_dim})")
     if isinstance(cfg, CycleganConfig):
         if cfg.decay() > cfg.epochs:
             problems.append(f"{where}.decay_epochs = {cfg.decay_epochs}: at most epochs ({cfg.epochs})")

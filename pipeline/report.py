@@ -43,6 +43,11 @@ TRANSLATION_COLUMNS = [("label_preservation_ab", "label kept A->B", None), ("lab
                        ("fid_ba", "FID B->A", "fid_ba_floor"), ("fid_ba_over_floor", "B->A / floor", None),
                        ("cycle_l1_a", "cycle L1 A", None), ("cycle_l1_b", "cycle L1 B", None)]
 STACKED_COLUMNS = [("modes", "modes (of 1,000)", "modes_floor"), ("kl", "KL to uniform", "kl_floor")]
+STYLE_COLUMNS = [("ppl_z", "PPL in Z", None), ("ppl_w", "PPL in W", None),
+                 ("mix_follows_coarse", "mixed class = coarse source", None),
+                 ("mix_follows_fine", "mixed class = fine source", None)] + [
+    (f"truncation/{psi}/{key}", f"psi {psi} {title}", None)
+    for psi in (1.0, 0.7, 0.5) for key, title in (("fid", "FID"), ("diversity", "diversity"))]
 GAN_VS_VAE_KEYS = [("fid", "FID", "lower"), ("kid_mean", "KID", "lower"), ("precision", "precision", "higher"),
                    ("recall", "recall", "higher"), ("density", "density", "higher"), ("coverage", "coverage", "higher")]
 
@@ -203,6 +208,16 @@ def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_d
     vaes = [n for n in images if params.variants[n].family == "vae"]
     if vaes:
         sections.append(Section("VAE on the test split", [], metric_table(vaes, metrics, VAE_COLUMNS)))
+    styles = [n for n in images if params.variants[n].family == "stylegan"]
+    if styles:
+        sections.append(Section("StyleGAN", [
+            "Perceptual path length (squared evaluator-feature distance / eps^2 between images 1e-4 apart on "
+            "a path between two latents, 1st-99th percentile): lower is smoother. Style mixing: images taking the "
+            "4x4-8x8 styles from one latent and the rest from another; the share whose evaluator class is that "
+            "of the coarse source, and of the fine source (pairs of sources of different classes). Truncation "
+            "sweep: FID and diversity (mean feature distance between independent samples) at several psi. "
+            "The style-mixing grid is under Samples, below the variant's samples."],
+            metric_table(styles, metrics, STYLE_COLUMNS)))
     gans = [n for n in images if params.variants[n].family == "dcgan" and n not in conditional]
     if gans and vaes:
         g, v = gans[0], vaes[0]

@@ -79,7 +79,8 @@ def draw(family: Family, nets: Nets, n: int, seed: int, batch: int = 1000,
 def sample_picture(family: Family, nets: Nets, data: Prepared) -> np.ndarray:
     """The evaluation picture of a trained variant (uint8 RGB): 2,500 points over the true modes, one
     row of ten samples per class for a conditional generator, test images with their translations
-    and reconstructions for a translation family, else an 8 x 8 grid."""
+    and reconstructions for a translation family, else an 8 x 8 grid (for a StyleGAN followed by its
+    style-mixing grid)."""
     if family.translates:
         return translation_picture(family, nets, data)
     if data.spec.point_dim:
@@ -87,7 +88,13 @@ def sample_picture(family: Family, nets: Nets, data: Prepared) -> np.ndarray:
     if family.num_classes():
         labels = np.repeat(np.arange(family.num_classes()), 10)
         return make_grid(to_uint8(draw(family, nets, len(labels), seed=0, labels=labels)), ncol=10)
-    return make_grid(to_uint8(draw(family, nets, 64, seed=0)))
+    samples = make_grid(to_uint8(draw(family, nets, 64, seed=0)), ncol=8)
+    if family.cfg.family == "stylegan":  # below the samples: the style-mixing grid (pipeline.style_eval)
+        from pipeline.style_eval import mixing_grid
+
+        mixing = make_grid(to_uint8(mixing_grid(nets[family.sampling_net_name].eval(), 7, seed=0)), ncol=8)
+        return np.concatenate([samples, np.full((16, samples.shape[1], 3), 255, np.uint8), mixing])
+    return samples
 
 
 def translation_picture(family: Family, nets: Nets, data: Prepared, n: int = 8) -> np.ndarray:

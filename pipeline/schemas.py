@@ -242,6 +242,30 @@ class CycleganConfig(TrainingConfig):
         return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
 
 
+class StyleganConfig(TrainingConfig):
+    """StyleGAN (Karras et al. 2019) at small scale, trained progressively from 4x4; the growth
+    schedule counts training images (epochs x train size), so it does not depend on workers."""
+
+    family: Literal["stylegan"]
+    z_dim: int = Field(64, ge=1)
+    w_dim: int = Field(64, ge=1, description="style vector size (with mapping_layers: 0 it must equal z_dim)")
+    mapping_layers: int = Field(4, ge=0, le=8, description="MLP layers z -> w (paper: 8); 0: w = normalised z")
+    mapping_lr_mult: float = Field(0.01, gt=0.0, le=1.0, description="the mapping network's lr as a share of lr_g")
+    g_width: int = Field(64, ge=4, description="channels of every synthesis layer")
+    d_width: int = Field(64, ge=4, description="channels of every discriminator layer")
+    lr_g: float = Field(1e-3, gt=0.0)
+    lr_d: float = Field(1e-3, gt=0.0)
+    beta1: float = Field(0.0, ge=0.0, lt=1.0)
+    beta2: float = Field(0.99, ge=0.0, lt=1.0)
+    r1_gamma: float = Field(1.0, ge=0.0, description="weight of the R1 penalty on real images (0 disables it)")
+    mixing_prob: float = Field(0.9, ge=0.0, le=1.0, description="share of samples trained with two latents")
+    phase_images: int = Field(60_000, ge=1, description="images shown at each resolution at full strength")
+    fade_images: int = Field(60_000, ge=1, description="images over which a new resolution fades in")
+    truncation_psi: float = Field(1.0, ge=0.0, le=1.0, description="psi when sampling (1: no truncation)")
+    augment: list[AugmentName] = Field(default_factory=list, description="DiffAugment policies")
+    ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
+
+
 class TuneSpec(Strict):
     """A hyperparameter search of one variant (``tune.<variant>``); keys not in ``space`` keep the
     variant's values. Budgets are in epochs of the variant's dataset."""
@@ -267,11 +291,12 @@ class TuneSpec(Strict):
 
 # Explicit registry: family name -> its params schema. Adding a family adds one line here.
 VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {
-    "dcgan": DcganConfig, "gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleganConfig}
+    "dcgan": DcganConfig, "gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleganConfig,
+    "stylegan": StyleganConfig}
 
 # Smallest image side each family's architecture can produce (DCGAN grows from 4x4 by doubling).
-MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8, "gan": 1, "vae": 8, "cyclegan": 8}
+MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8, "gan": 1, "vae": 8, "cyclegan": 8, "stylegan": 8}
 # Families that can only model images (not 2-D points).
-IMAGE_ONLY_FAMILIES = ("dcgan", "vae", "cyclegan")
+IMAGE_ONLY_FAMILIES = ("dcgan", "vae", "cyclegan", "stylegan")
 # Families that translate between two unpaired domains (and need an unpaired dataset).
 TRANSLATION_FAMILIES = ("cyclegan",)

@@ -42,6 +42,20 @@ def prepared_ring8(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def evaluator(prepared_digits, tmp_path_factory):
+    """A digits evaluator (8 epochs of the classifier) with its real reference features."""
+    from pipeline.config import EvaluatorConfig
+    from pipeline.data import load_prepared
+    from pipeline.evaluator import build_evaluator
+    from pipeline.metrics.features import load_evaluator
+
+    out = tmp_path_factory.mktemp("evaluator") / "digits"
+    meta = build_evaluator(EvaluatorConfig(epochs=8), load_prepared(prepared_digits), out)
+    assert meta["test_accuracy"] > 0.85
+    return load_evaluator(out)
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
     """One real local Ray per test session (start-up costs seconds, so it is shared)."""
     import pipeline.train.ray_env  # noqa: F401  (loopback-only Ray; before `import ray`)

@@ -7,6 +7,7 @@ from pipeline.families.base import Family, Nets, Optimizers, StepEnv
 from pipeline.families.cyclegan import CycleGANFamily
 from pipeline.families.dcgan import DCGANFamily
 from pipeline.families.gan import GANFamily
+from pipeline.families.stylegan import StyleGANFamily
 from pipeline.families.vae import VAEFamily
 
 FAMILIES: dict[str, type] = {
@@ -14,6 +15,7 @@ FAMILIES: dict[str, type] = {
     "gan": GANFamily,
     "vae": VAEFamily,
     "cyclegan": CycleGANFamily,
+    "stylegan": StyleGANFamily,
 }
 
 

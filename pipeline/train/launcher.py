@@ -41,7 +41,7 @@ def ray_worker_entry(job: dict[str, Any]) -> None:
     train_loop(job, session)
 
 
-DATA_KEY = "_shipped_data"  # the job dict's key for the prepared data sent through Ray's object store
+DATA_KEY = "shipped_data"  # TrainJob's field for the prepared data sent through Ray's object store
 
 
 def ship_data(job: dict[str, Any]) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def with_local_data(job: dict[str, Any]) -> dict[str, Any]:
     """The job with ``data_path`` readable on this node: the driver's file itself where this node
     sees it unchanged (the same machine or a shared filesystem), else a copy from the object store."""
     job = dict(job)
-    shipped = job.pop(DATA_KEY, None)
+    shipped, job[DATA_KEY] = job.get(DATA_KEY), None
     path = Path(job["data_path"])
     if shipped is None or (path.is_file() and sha256_file(path) == shipped["sha256"]):
         return job

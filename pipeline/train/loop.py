@@ -48,6 +48,9 @@ class TrainJob:
     # (pipeline.objective), and whether a checkpoint of another config is adopted (a PBT exploit).
     objective: dict[str, Any] | None = None
     adopt_checkpoint: bool = False
+    # {"ref", "sha256"} of the prepared data in Ray's object store (launcher.ship_data), for workers on
+    # nodes that cannot read data_path; the loop itself always reads data_path.
+    shipped_data: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

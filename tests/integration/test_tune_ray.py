@@ -121,7 +121,7 @@ def test_an_interrupted_job_resumes_without_rerunning_finished_trials(prepared_d
         (tmp_path / "prepared" / f"digits{suffix}").symlink_to(prepared_digits.with_suffix(suffix))
     (tmp_path / "evaluators").symlink_to(evaluators)
     raw = tiny_params(epochs=1)
-    raw["tune"] = {"dcgan": {"scheduler": "fifo", "num_samples": 4, "max_epochs": 2, "max_concurrent": 1,
+    raw["tune"] = {"dcgan": {"scheduler": "fifo", "num_samples": 3, "max_epochs": 2, "max_concurrent": 1,
                              "n_samples": 100, "space": {"lr_g": "loguniform(1e-4, 3e-3)"}}}
     params_path, out = tmp_path / "params.yaml", tmp_path / "tune" / "dcgan"
     params_path.write_text(yaml.safe_dump(raw))
@@ -129,11 +129,11 @@ def test_an_interrupted_job_resumes_without_rerunning_finished_trials(prepared_d
     first = _stage(params_path, tmp_path, out, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 240
-        while len(_finished_trials(tmp_path / "ray" / "tune-dcgan")) < 2 and time.monotonic() < deadline:
+        while len(_finished_trials(tmp_path / "ray" / "tune-dcgan")) < 1 and time.monotonic() < deadline:
             assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
             time.sleep(0.5)
         finished_before = _finished_trials(tmp_path / "ray" / "tune-dcgan")
-        assert len(finished_before) >= 2, "the job did not get two trials done in time"
+        assert len(finished_before) >= 1, "the job did not get a trial done in time"
         first.send_signal(signal.SIGINT)  # Ctrl-C: Tune saves its state and stops
         first.wait(timeout=90)
     finally:
@@ -148,8 +148,8 @@ def test_an_interrupted_job_resumes_without_rerunning_finished_trials(prepared_d
     assert second.returncode == 0, output[-3000:]
     assert "resuming the interrupted tuning job" in output
     trials = pd.read_csv(out / "trials.csv")
-    assert len(trials) == 4 and (trials["status"] == "completed").all()
+    assert len(trials) == 3 and (trials["status"] == "completed").all()
     launches = dict(zip(trials["trial_id"], trials["launches"]))
     assert all(launches[t] == 1 for t in finished_before), launches  # finished trials were not run again
     _, parent, children = _runs(tmp_path, "tune-dcgan")  # the same parent run, one child per trial
-    assert len(children) == 4 and parent.info.status == "FINISHED"
+    assert len(children) == 3 and parent.info.status == "FINISHED"

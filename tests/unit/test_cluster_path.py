@@ -121,9 +121,9 @@ def test_a_node_without_the_data_file_gets_it_from_the_object_store(ray_cluster,
     for suffix in (".npz", ".json"):
         shutil.copy(prepared_digits.with_suffix(suffix), tmp_path / f"digits{suffix}")
     job = ship_data({"data_path": str(tmp_path / "digits.npz"), "variant_name": "dcgan"})
-    assert with_local_data(job) == {"data_path": str(tmp_path / "digits.npz"), "variant_name": "dcgan"}
+    assert with_local_data(job) == {"data_path": str(tmp_path / "digits.npz"), "variant_name": "dcgan", DATA_KEY: None}
     (tmp_path / "digits.npz").unlink()  # as on a node that does not share the driver's disk
     local = with_local_data(job)
-    assert DATA_KEY not in local and local["data_path"] != str(tmp_path / "digits.npz")
+    assert local[DATA_KEY] is None and local["data_path"] != str(tmp_path / "digits.npz")
     again, original = load_prepared(local["data_path"]), load_prepared(prepared_digits)
     assert again.sha256 == original.sha256 and np.array_equal(again.x_train, original.x_train)

@@ -4,19 +4,9 @@ import numpy as np
 import pytest
 
 from helpers import tiny_params
-from pipeline.config import ConfigError, EvaluatorConfig, parse_params
+from pipeline.config import ConfigError, parse_params
 from pipeline.data import load_prepared, to_unit_range
 from pipeline.evaluate import image_metrics, sample_count
-from pipeline.evaluator import build_evaluator
-from pipeline.metrics.features import load_evaluator
-
-
-@pytest.fixture(scope="module")
-def evaluator(prepared_digits, tmp_path_factory):
-    out = tmp_path_factory.mktemp("evaluator") / "digits"
-    meta = build_evaluator(EvaluatorConfig(epochs=8), load_prepared(prepared_digits), out)
-    assert meta["test_accuracy"] > 0.85
-    return load_evaluator(out)
 
 
 def test_real_images_score_near_the_floor_and_noise_far_above(evaluator, prepared_digits):

@@ -16,6 +16,7 @@ def test_report_from_small_outputs(tmp_path):
     raw = tiny_points_params()
     raw["variants"]["vae"] = {"family": "vae", "dataset": "digits", "epochs": 2, "batch_size": 32}
     raw["variants"]["cgan"] = {**raw["variants"]["dcgan"], "conditional": True}
+    raw["variants"]["stylegan"] = {"family": "stylegan", "dataset": "digits", "epochs": 2, "batch_size": 32}
     params = parse_params(raw)
     metrics, samples, plots = tmp_path / "metrics", tmp_path / "samples", tmp_path / "plots"
     for d in (metrics, samples, plots):
@@ -28,6 +29,8 @@ def test_report_from_small_outputs(tmp_path):
                                                   "elbo": -120.0, "kl": 20.0, "recon_mse": 0.05}))
     (metrics / "cgan.json").write_text(json.dumps({**image, "label_accuracy": 0.95, "intra_fid": 60.0,
                                                    "intra_fid_floor": 30.0, "cas": 0.9, "cas_real": 0.98}))
+    (metrics / "stylegan.json").write_text(json.dumps({**image, "ppl_z": 310.0, "ppl_w": 150.0, "mix_follows_coarse": 0.83,
+                                                       "mix_follows_fine": 0.1, "truncation/0.5/fid": 70.0}))
     (metrics / "gan_ns.json").write_text(json.dumps({"modes": 7.5, "high_quality": 0.9, "reverse_kl": 0.1,
                                                      "std": {"modes": 0.5}, "seeds": [0, 1], "modes_floor": 8}))
     rng = np.random.default_rng(0)
@@ -43,11 +46,12 @@ def test_report_from_small_outputs(tmp_path):
     page = (tmp_path / "reports" / "index.html").read_text()
     summary = (tmp_path / "reports" / "summary.md").read_text()
     for title in ("Image variants", "Conditional variants", "GAN vs VAE", "Mode collapse: ring8",
-                  "Minimax vs non-saturating generator loss", "Samples", "Training curves"):
+                  "Minimax vs non-saturating generator loss", "StyleGAN", "Samples", "Training curves"):
         assert title in page and f"## {title}" in summary, title
     assert "FID (lower is better): dcgan 40, vae 90 -&gt; dcgan is better." in page
     assert "recall (higher is better): dcgan 0.9, vae 0.95 -> vae is better." in summary
     assert "7.5 ± 0.5" in summary and "gan_ns (2 seeds)" in summary
+    assert "| stylegan | 310 | 150 | 0.83 | 0.1 |" in summary
     embedded = page.count("data:image/png;base64,")
     assert embedded == 4 + 1 + 2  # samples, the gradient plot, two loss-curve plots
     first = page.split("data:image/png;base64,")[1].split("'")[0]

@@ -1,0 +1,84 @@
+"""StyleGAN against the DCGAN at the same wall-clock budget, and the mapping-network ablation.
+
+Each model trains with the bare PyTorch loop (bench/plain.py: the same family code and batches as
+the pipeline, no Ray) for ``--minutes`` of training time on this machine, with ``--threads`` torch
+threads, then is evaluated as `evaluate@<variant>` does (FID, KID at N = the test split against
+evaluators/digits) plus, for StyleGANs, perceptual path length, the truncation sweep and the
+style-mixing class-following rates (pipeline.style_eval). Models: the ``dcgan`` and ``stylegan``
+variants of params.yaml, and ``stylegan`` with ``mapping_layers: 0`` (z straight into AdaIN).
+Run after `dvc repro prepare@digits evaluator@digits`:
+
+    python bench/stylegan_vs_dcgan.py --minutes 6 --out docs/stylegan.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from plain import plain_epochs  # noqa: E402
+from pipeline.config import load_params, variant_from_dict  # noqa: E402
+from pipeline.data import load_prepared  # noqa: E402
+from pipeline.evaluate import evaluate_generator  # noqa: E402
+from pipeline.metrics.features import load_evaluator  # noqa: E402
+from pipeline.style_eval import style_metrics  # noqa: E402
+
+
+def train_for(cfg, data, minutes: float) -> tuple[object, dict, dict]:
+    """Train until ``minutes`` of training time have passed (whole epochs); returns (family, nets, info)."""
+    started = time.perf_counter()
+    for epoch, family, nets, rate in plain_epochs(cfg, data):
+        elapsed = time.perf_counter() - started
+        if elapsed >= minutes * 60:
+            break
+    info = {"epochs": epoch, "train_seconds": elapsed, "images": epoch * (len(data.x_train) // cfg.batch_size)
+            * cfg.batch_size, "last_epoch_samples_per_s": rate}
+    if cfg.family == "stylegan":
+        info["growth"] = list(nets["G_ema"].growth)
+    return family, nets, info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=6.0, help="training time per model")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", nargs="+", default=["dcgan", "stylegan", "stylegan_no_mapping"])
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    params = load_params(ROOT / "params.yaml")
+    data = load_prepared(ROOT / "data/prepared/digits.npz")
+    evaluator = load_evaluator(ROOT / "evaluators/digits")
+    configs = {"dcgan": params.variant("dcgan").model_dump(mode="json"),
+               "stylegan": params.variant("stylegan").model_dump(mode="json")}
+    configs["stylegan_no_mapping"] = {**configs["stylegan"], "mapping_layers": 0,
+                                      "w_dim": configs["stylegan"]["z_dim"]}
+    results = {}
+    for name in args.models:
+        cfg = variant_from_dict({**configs[name], "epochs": 100_000})  # stopped by the clock
+        family, nets, info = train_for(cfg, data, args.minutes)
+        metrics = evaluate_generator(family, nets, data.spec, evaluator)
+        if cfg.family == "stylegan":
+            metrics.update(style_metrics(family, nets, evaluator, metrics["n_samples"], cfg.eval.seed))
+        results[name] = {**info, **{k: metrics[k] for k in metrics if not k.startswith("precision_floor")}}
+        print(json.dumps({name: {k: results[name][k] for k in ("epochs", "train_seconds", "fid", "fid_floor",
+                                                                "kid_mean") if k in results[name]}}), flush=True)
+    report = {"minutes": args.minutes, "threads": args.threads, "configs": configs, "results": results}
+    if "dcgan" in results and "stylegan" in results:
+        report["fid_ratio_stylegan_over_dcgan"] = results["stylegan"]["fid"] / results["dcgan"]["fid"]
+    print(json.dumps({k: v for k, v in report.items() if k != "configs"}, indent=2, default=str))
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

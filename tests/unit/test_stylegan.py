@@ -1,0 +1,225 @@
+"""StyleGAN pieces: AdaIN, growth and fade-in, style mixing, truncation, the training step."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pipeline.models.stylegan import AdaIN, MappingNetwork, StyleDiscriminator, StyleGenerator, mixed_latents
+
+
+def test_adain_normalises_each_channel_then_applies_the_style():
+    torch.manual_seed(0)
+    adain = AdaIN(channels=3, w_dim=5)
+    x = torch.randn(2, 3, 8, 8) * 4 + 7
+    w = torch.randn(2, 5)
+    plain = adain(x, w)  # a fresh AdaIN's style is (scale 0, bias 0): plain instance normalisation
+    assert torch.allclose(plain.mean(dim=(2, 3)), torch.zeros(2, 3), atol=1e-5)
+    assert torch.allclose(plain.std(dim=(2, 3), unbiased=False), torch.ones(2, 3), atol=1e-3)
+    with torch.no_grad():
+        adain.style.weight.normal_()
+        adain.style.bias.normal_()
+    scale, bias = adain.style(w).chunk(2, dim=1)  # [2, 3] each
+    styled = adain(x, w)
+    assert torch.allclose(styled.mean(dim=(2, 3)), bias, atol=1e-4)
+    assert torch.allclose(styled.std(dim=(2, 3), unbiased=False), (1 + scale).abs(), atol=1e-3)
+
+
+@pytest.mark.parametrize("phase, alpha", [(0, 1.0), (1, 0.0), (1, 0.5), (1, 1.0), (2, 0.25), (2, 1.0)])
+def test_shapes_at_every_phase_and_during_fade_in(phase, alpha):
+    G, D = StyleGenerator(8, 16, 2, 3, 16, 8), StyleDiscriminator(3, 16, 8)
+    G.set_growth(phase, alpha)
+    D.set_growth(phase, alpha)
+    images = G(torch.randn(4, 8))
+    size = 4 * 2 ** phase
+    assert images.shape == (4, 3, size, size) and images.abs().max() <= 1
+    assert D(images).shape == (4,)
+
+
+def _with_noise_seed(G, z, seed=0):
+    torch.manual_seed(seed)
+    return G(z)
+
+
+def test_fade_in_alpha_0_is_the_previous_resolution_upsampled_and_alpha_1_only_the_new_block():
+    torch.manual_seed(0)
+    G = StyleGenerator(8, 16, 2, 1, 16, 8)
+    for layer in G.synthesis.layers:  # noise on, so the check covers it too
+        torch.nn.init.normal_(layer.noise.scale)
+    z = torch.randn(3, 8)
+    G.set_growth(1, 1.0)
+    previous = _with_noise_seed(G, z)  # 8x8, fully grown
+    G.set_growth(2, 0.0)
+    faded_out = _with_noise_seed(G, z)  # 16x16 with the new block at weight 0
+    assert torch.allclose(faded_out, F.interpolate(previous, scale_factor=2, mode="nearest"), atol=1e-6)
+    G.set_growth(2, 1.0)
+    full = _with_noise_seed(G, z)
+    with torch.no_grad():  # changing the previous resolution's toRGB changes nothing at alpha = 1
+        G.synthesis.to_rgb[1].weight.add_(1.0)
+    assert torch.allclose(_with_noise_seed(G, z), full)
+    G.set_growth(2, 0.5)
+    assert not torch.allclose(_with_noise_seed(G, z), full)
+
+
+def test_the_discriminator_fades_in_the_same_way():
+    torch.manual_seed(0)
+    D = StyleDiscriminator(1, 16, 8)
+    x = torch.randn(4, 1, 16, 16)
+    D.set_growth(2, 0.0)
+    faded_out = D(x)
+    D.set_growth(1, 1.0)
+    assert torch.allclose(faded_out, D(F.avg_pool2d(x, 2)), atol=1e-6)  # only the old path counts
+
+
+def test_mixing_switches_latents_at_the_chosen_layer():
+    z1, z2 = torch.zeros(3, 4), torch.ones(3, 4)
+    mixed = mixed_latents(z1, z2, torch.tensor([1, 3, 6]), num_layers=6)
+    assert mixed.shape == (3, 6, 4)
+    assert mixed[:, :, 0].tolist() == [[0, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 0, 0]]
+    torch.manual_seed(0)
+    G = StyleGenerator(4, 8, 2, 1, 16, 8)
+    ws = G.styles(mixed)
+    assert torch.allclose(ws[1, 3], G.mapping(z2[:1])[0]) and torch.allclose(ws[1, 2], G.mapping(z1[:1])[0])
+
+
+def test_truncation_psi_0_gives_the_mean_image_for_any_z():
+    torch.manual_seed(0)
+    G = StyleGenerator(8, 16, 2, 1, 16, 8).eval()
+    with torch.no_grad():
+        G.mapping.w_avg.normal_()
+        for layer in G.synthesis.layers:  # styles matter (a fresh AdaIN ignores w)
+            layer.adain.style.weight.normal_()
+    za, zb = torch.randn(2, 8), torch.randn(2, 8) * 5
+
+    def draw(z, psi=1.0):
+        torch.manual_seed(1)  # the same per-pixel noise for every draw
+        return G(z, psi=psi)
+
+    assert torch.allclose(draw(za, 0.0), draw(zb, 0.0))
+    torch.manual_seed(1)
+    mean_image = G.synthesis(G.mapping.w_avg.expand(2, G.num_layers, -1), 2, 1.0)
+    assert torch.allclose(draw(za, 0.0), mean_image)
+    assert not torch.allclose(draw(za), draw(zb))  # without truncation z matters
+    assert (draw(za, 0.5) - mean_image).abs().mean() < (draw(za) - mean_image).abs().mean()
+
+
+def test_mapping_without_layers_is_the_normalised_z():
+    m = MappingNetwork(6, 6, 0)
+    z = torch.randn(5, 6) * 3
+    assert torch.allclose(m(z).pow(2).mean(dim=1), torch.ones(5), atol=1e-5)
+    with pytest.raises(AssertionError, match="w_dim must equal z_dim"):
+        MappingNetwork(6, 8, 0)
+
+
+def test_growth_state_travels_in_state_dicts_and_not_through_copies():
+    G = StyleGenerator(8, 16, 2, 1, 16, 8)
+    ema = copy.deepcopy(G)
+    G.set_growth(1, 0.25)
+    assert ema.growth == (2, 1.0)  # a copy has its own growth
+    ema.load_state_dict(G.state_dict())
+    assert ema.growth == (1, 0.25) and float(ema.alpha) == 0.25
+
+
+def stylegan_params(**overrides) -> dict:
+    from helpers import tiny_params
+
+    params = tiny_params()
+    # 44 steps x 32 = 1,408 images per epoch: 4x4 for 600 images, 8x8 fading in until 2,000 and
+    # full until 2,600, then 16x16 fading in until 4,000: epoch 2's last step (images 2,784 on)
+    # is inside that fade.
+    params["variants"] = {"stylegan": {"family": "stylegan", "dataset": "digits", "epochs": 3, "batch_size": 32,
+                                       "z_dim": 8, "w_dim": 16, "mapping_layers": 2, "g_width": 8, "d_width": 8,
+                                       "phase_images": 600, "fade_images": 1400, **overrides}}
+    return params
+
+
+def test_growth_schedule_counts_images():
+    from pipeline.config import parse_params
+    from pipeline.families import family_for
+    from pipeline.data import DataSpec
+
+    family = family_for(parse_params(stylegan_params(phase_images=700, fade_images=700)).variant("stylegan"))
+    family.build(DataSpec(1, 16, 10))
+    assert [family.growth(t) for t in (0, 699, 700, 1050, 1400, 2099, 2100, 2450, 2800, 10**6)] == [
+        (0, 1.0), (0, 1.0), (1, 0.0), (1, 0.5), (1, 1.0), (1, 1.0), (2, 0.0), (2, 0.5), (2, 1.0), (2, 1.0)]
+    assert family.images_to_full_size() == 2800
+
+
+def test_training_crosses_phases_and_resumes_inside_a_fade_exactly(tmp_path, prepared_digits):
+    from pipeline.config import parse_params
+    from pipeline.train.checkpoint import load_checkpoint
+    from pipeline.train.loop import TrainJob, train_loop
+    from pipeline.train.session import LocalSession
+
+    cfg = parse_params(stylegan_params(augment=["translation"])).variant("stylegan")
+    job = TrainJob("stylegan", cfg.model_dump(mode="json"), str(prepared_digits)).to_dict()
+    straight = LocalSession(tmp_path / "straight")
+    train_loop(job, straight)
+    phases = [r["growth/phase"] for r in straight.reports]  # per-epoch means
+    assert phases[0] < 1 < phases[1] < 2 == phases[2]
+
+    class StopAfterTwoEpochs(LocalSession):
+        def report(self, metrics, checkpoint_dir=None):
+            super().report(metrics, checkpoint_dir)
+            if len(self.reports) == 2:
+                raise KeyboardInterrupt  # stopped while 16x16 fades in
+
+    try:
+        train_loop(job, StopAfterTwoEpochs(tmp_path / "resumed"))
+    except KeyboardInterrupt:
+        pass
+    state, _, _ = load_checkpoint(LocalSession(tmp_path / "resumed").latest_checkpoint())
+    assert int(state["nets"]["G"]["phase"]) == 2 and 0 < float(state["nets"]["G"]["alpha"]) < 1
+    assert state["nets"]["G_ema"]["mapping.w_avg"].abs().sum() > 0  # the truncation centre is kept
+    resumed = LocalSession(tmp_path / "resumed")
+    train_loop(job, resumed)
+    a, _, _ = load_checkpoint(straight.latest_checkpoint())
+    b, _, _ = load_checkpoint(resumed.latest_checkpoint())
+    for name in a["nets"]:
+        for key in a["nets"][name]:
+            assert torch.equal(a["nets"][name][key], b["nets"][name][key]), f"{name}.{key}"
+
+
+def test_style_metrics_mixing_grid_and_the_mix_command(tmp_path, prepared_digits, evaluator):
+    import numpy as np
+
+    from pipeline.__main__ import main
+    from pipeline.config import parse_params
+    from pipeline.data import load_prepared
+    from pipeline.families import family_for
+    from pipeline.sampling import sample_picture, save_generator
+    from pipeline.style_eval import mixing_grid, style_metrics
+    from pipeline.train.checkpoint import load_checkpoint, restore
+    from pipeline.train.loop import TrainJob, train_loop
+    from pipeline.train.session import LocalSession
+
+    cfg = parse_params(stylegan_params(epochs=2, phase_images=300, fade_images=300)).variant("stylegan")
+    train_loop(TrainJob("stylegan", cfg.model_dump(mode="json"), str(prepared_digits)).to_dict(),
+               LocalSession(tmp_path / "run"))
+    data = load_prepared(prepared_digits)
+    family = family_for(cfg)
+    nets = family.build(data.spec)
+    state, _, _ = load_checkpoint(LocalSession(tmp_path / "run").latest_checkpoint())
+    restore(nets, family.optimizers(nets), state)
+    assert nets["G_ema"].growth == (2, 1.0)
+
+    metrics = style_metrics(family, nets, evaluator, 100, seed=0)
+    assert metrics["ppl_z"] > 0 and metrics["ppl_w"] > 0
+    if metrics["mix_pairs"]:  # (two epochs of a tiny G may still draw one class only)
+        assert 0 <= metrics["mix_follows_coarse"] <= 1 and 0 <= metrics["mix_follows_fine"] <= 1
+        assert metrics["mix_follows_coarse"] + metrics["mix_follows_fine"] <= 1
+    else:
+        assert metrics["mix_follows_coarse"] is None
+    assert {f"truncation/{psi}/{k}" for psi in (1.0, 0.5) for k in ("fid", "recall", "diversity")} <= set(metrics)
+    assert metrics["truncation/0.5/diversity"] < metrics["truncation/1.0/diversity"]  # truncation narrows
+
+    grid = mixing_grid(nets["G_ema"], 3, seed=0)
+    assert grid.shape == (16, 1, 16, 16) and np.all(grid[0] == -1)  # (3 + 1)^2 cells, the corner blank
+    assert sample_picture(family, nets, data).shape[0] > sample_picture(family, nets, data).shape[1]
+
+    save_generator(tmp_path / "models" / "stylegan", family, nets, data.spec)
+    assert main(["mix", "stylegan", "--out", str(tmp_path / "grid.png"), "--models", str(tmp_path / "models")]) == 0
+    assert (tmp_path / "grid.png").stat().st_size > 0
