@@ -4,9 +4,9 @@ Each model trains with the bare PyTorch loop (bench/plain.py: the same family co
 the pipeline, no Ray) for ``--minutes`` of training time on this machine, with ``--threads`` torch
 threads, then is evaluated as `evaluate@<variant>` does (FID, KID at N = the test split against
 evaluators/digits) plus, for StyleGANs, perceptual path length, the truncation sweep and the
-style-mixing class-following rates (pipeline.style_eval). Models: the ``dcgan`` and ``stylegan``
-variants of params.yaml, and ``stylegan`` with ``mapping_layers: 0`` (z straight into AdaIN).
-Run after `dvc repro prepare@digits evaluator@digits`:
+style-mixing class-following rates (pipeline.style_eval). Models: the ``dcgan``, ``stylegan`` and
+``stylegan_no_mapping`` (z straight into AdaIN) variants of profiles/stylegan.yaml. Run after
+`dvc repro prepare@digits evaluator@digits`:
 
     python bench/stylegan_vs_dcgan.py --minutes 6 --out docs/stylegan.json
 """
@@ -52,16 +52,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=6.0, help="training time per model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=["dcgan", "stylegan", "stylegan_no_mapping"])
+    parser.add_argument("--params", type=Path, default=ROOT / "profiles/stylegan.yaml")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    params = load_params(ROOT / "params.yaml")
+    params = load_params(args.params)
     data = load_prepared(ROOT / "data/prepared/digits.npz")
     evaluator = load_evaluator(ROOT / "evaluators/digits")
-    configs = {"dcgan": params.variant("dcgan").model_dump(mode="json"),
-               "stylegan": params.variant("stylegan").model_dump(mode="json")}
-    configs["stylegan_no_mapping"] = {**configs["stylegan"], "mapping_layers": 0,
-                                      "w_dim": configs["stylegan"]["z_dim"]}
+    configs = {name: params.variant(name).model_dump(mode="json") for name in args.models}
     results = {}
     for name in args.models:
         cfg = variant_from_dict({**configs[name], "epochs": 100_000})  # stopped by the clock

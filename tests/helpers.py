@@ -29,3 +29,15 @@ def tiny_points_params() -> dict:
     params["variants"]["gan_ns"] = {"family": "gan", "dataset": "ring8", "epochs": 2, "batch_size": 100,
                                     "g_hidden": 32, "d_hidden": 32, "lr_g": 1e-3, "lr_d": 1e-3}
     return params
+
+
+def stylegan_params(**overrides) -> dict:
+    """tiny_params with a small StyleGAN (variant ``stylegan``) whose growth crosses every phase in 3 epochs."""
+    params = tiny_params()
+    # 44 steps x 32 = 1,408 images per epoch: 4x4 for 600 images, 8x8 fading in until 2,000 and
+    # full until 2,600, then 16x16 fading in until 4,000: epoch 2's last step (images 2,784 on)
+    # is inside that fade.
+    params["variants"] = {"stylegan": {"family": "stylegan", "dataset": "digits", "epochs": 3, "batch_size": 32,
+                                       "z_dim": 8, "w_dim": 16, "mapping_layers": 2, "g_width": 8, "d_width": 8,
+                                       "phase_images": 600, "fade_images": 1400, **overrides}}
+    return params

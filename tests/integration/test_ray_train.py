@@ -160,3 +160,24 @@ def test_cyclegan_on_two_ray_workers_then_translate_a_folder(ray_cluster, tmp_pa
     refused = subprocess.run([sys.executable, "-m", "pipeline", "sample", "cyclegan", "--out", str(tmp_path / "x.npz"),
                               "--models", str(tmp_path / "models")], cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode == 2 and "translates images rather than sampling" in refused.stderr
+
+
+def test_stylegan_on_two_workers_resumes_inside_a_fade_in_after_a_worker_failure(ray_cluster, prepared_digits, tmp_path):
+    """Two Ray Train workers; a worker fails after epoch 2, while 16x16 fades in; the restarted
+    workers resume from that checkpoint inside the phase and the run ends fully grown."""
+    from helpers import stylegan_params
+    from pipeline.train.checkpoint import load_checkpoint
+
+    cfg = parse_params(stylegan_params(num_workers=2, max_failures=1)).variant("stylegan")
+    job = TrainJob("stylegan", cfg.model_dump(mode="json"), str(prepared_digits))
+    record = tmp_path / "epochs.txt"
+    result = run_training(job, cfg, str(tmp_path / "ray"), "stylegan",
+                          make_worker(record, fail_at_epoch=2, marker=tmp_path / "failed-once"))
+    assert epochs_reported(record) == [1, 2, 3]  # epoch 3 ran once, after the restart
+    with result.checkpoint.as_directory() as directory:
+        state, _, _ = load_checkpoint(directory)
+    assert state["step"] == 3 * 44 and int(state["nets"]["G"]["phase"]) == 2 and float(state["nets"]["G"]["alpha"]) == 1.0
+    second = sorted(p for p in (tmp_path / "ray" / "stylegan").glob("checkpoint_*") if p.is_dir())
+    assert len(second) == 2  # num_to_keep: epochs 2 and 3
+    mid, _, _ = load_checkpoint(second[0])
+    assert int(mid["nets"]["G"]["phase"]) == 2 and 0 < float(mid["nets"]["G"]["alpha"]) < 1  # saved mid-fade

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from helpers import stylegan_params
 from pipeline.models.stylegan import AdaIN, MappingNetwork, StyleDiscriminator, StyleGenerator, mixed_latents
 
 
@@ -106,6 +107,12 @@ def test_truncation_psi_0_gives_the_mean_image_for_any_z():
     assert (draw(za, 0.5) - mean_image).abs().mean() < (draw(za) - mean_image).abs().mean()
 
 
+def test_mapping_keeps_the_scale_of_the_normalised_z():
+    torch.manual_seed(0)
+    w = MappingNetwork(64, 64, 4)(torch.randn(4000, 64))
+    assert 0.5 < w.pow(2).mean().sqrt() < 2  # (PyTorch's default init gave 0.05: styles that barely vary)
+
+
 def test_mapping_without_layers_is_the_normalised_z():
     m = MappingNetwork(6, 6, 0)
     z = torch.randn(5, 6) * 3
@@ -121,19 +128,6 @@ def test_growth_state_travels_in_state_dicts_and_not_through_copies():
     assert ema.growth == (2, 1.0)  # a copy has its own growth
     ema.load_state_dict(G.state_dict())
     assert ema.growth == (1, 0.25) and float(ema.alpha) == 0.25
-
-
-def stylegan_params(**overrides) -> dict:
-    from helpers import tiny_params
-
-    params = tiny_params()
-    # 44 steps x 32 = 1,408 images per epoch: 4x4 for 600 images, 8x8 fading in until 2,000 and
-    # full until 2,600, then 16x16 fading in until 4,000: epoch 2's last step (images 2,784 on)
-    # is inside that fade.
-    params["variants"] = {"stylegan": {"family": "stylegan", "dataset": "digits", "epochs": 3, "batch_size": 32,
-                                       "z_dim": 8, "w_dim": 16, "mapping_layers": 2, "g_width": 8, "d_width": 8,
-                                       "phase_images": 600, "fade_images": 1400, **overrides}}
-    return params
 
 
 def test_growth_schedule_counts_images():
@@ -206,7 +200,7 @@ def test_style_metrics_mixing_grid_and_the_mix_command(tmp_path, prepared_digits
     restore(nets, family.optimizers(nets), state)
     assert nets["G_ema"].growth == (2, 1.0)
 
-    metrics = style_metrics(family, nets, evaluator, 100, seed=0)
+    metrics = style_metrics(family, nets, evaluator, 60, seed=0)
     assert metrics["ppl_z"] > 0 and metrics["ppl_w"] > 0
     if metrics["mix_pairs"]:  # (two epochs of a tiny G may still draw one class only)
         assert 0 <= metrics["mix_follows_coarse"] <= 1 and 0 <= metrics["mix_follows_fine"] <= 1
