@@ -201,6 +201,10 @@ def _validate_tune(entries: dict[str, Any], raw_variants: dict[str, Any], datase
         if not isinstance(raw, dict) or raw.get("family") not in VARIANT_SCHEMAS:
             problems.append(f"{where}: no valid variant of that name to tune; allowed: {', '.join(raw_variants)}")
             continue
+        if raw["family"] == "stylegan":  # its samples have the dataset's size only once fully grown
+            problems.append(f"{where}: tuning a stylegan variant is not supported yet (a trial's objective needs "
+                            "full-size samples, which exist only after the growth schedule); tune another family")
+            continue
         before = len(problems)
         problems += _budget_problems(where, spec)
         for key, text in spec.space.items():

@@ -28,8 +28,11 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def _render(G, ws: torch.Tensor, noise_seed: int) -> np.ndarray:
-    torch.manual_seed(noise_seed)
-    return G.synthesis(ws, *G.growth).numpy()
+    """Images of the per-layer styles ``ws`` with the per-pixel noise drawn from ``noise_seed``
+    (the global random state is left as it was)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(noise_seed)
+        return G.synthesis(ws, *G.growth).numpy()
 
 
 @torch.no_grad()

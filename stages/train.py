@@ -1,11 +1,13 @@
 """train@<variant>: train one variant with Ray Train and log it to MLflow."""
 
 import argparse
+import json
 import logging
 import os
 from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
+from pipeline.data import meta_path
 from pipeline.train.driver import check_runtime, train_variant
 from pipeline.train.storage import STORAGE_ENV
 
@@ -22,9 +24,11 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     setup_logging()
-    params = params_or_exit(args.params, lambda p: check_runtime(p, args.variant, ROOT))
+    meta = meta_path(args.data)
+    n_train = json.loads(meta.read_text())["n_train"] if meta.is_file() else None
+    params = params_or_exit(args.params, lambda p: check_runtime(p, args.variant, ROOT, n_train))
     metrics = train_variant(params, args.variant, Path(args.data), Path(args.out), Path(args.plots),
-                            Path(args.storage), ROOT)
+                            args.storage, ROOT)  # a string: Path() would mangle s3://bucket into s3:/bucket
     logging.info("trained %s: %s", args.variant, metrics)
 
 

@@ -64,6 +64,7 @@ class TwoHosts:
                          "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
                          "PYTHONUNBUFFERED": "1"})
         self.logs: list = []
+        self.processes: list[subprocess.Popen] = []
         # Ray's session directories hold unix sockets, whose paths may not exceed 107 bytes: short ones.
         self.ray_tmp = {n: Path(f"/tmp/glray{tag}h{n}") for n in (1, 2)}
 
@@ -98,8 +99,10 @@ class TwoHosts:
                  cwd: Path | None = None) -> subprocess.Popen:
         log = open(self.workdir / log_name, "w")
         self.logs.append(log)
-        return subprocess.Popen(["ip", "netns", "exec", self.ns[n], *args], env={**self.env, **(env or {})},
-                                cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(["ip", "netns", "exec", self.ns[n], *args], env={**self.env, **(env or {})},
+                                   cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
 
     # -- services -------------------------------------------------------------------------------
     def start_ray(self) -> None:
@@ -180,7 +183,10 @@ class TwoHosts:
     # -- teardown -------------------------------------------------------------------------------
     def close(self) -> None:
         """End every process in both namespaces by pid (TERM, then KILL), then remove the network."""
-        for sig, wait_s in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+        # TERM once, then KILL until both namespaces are empty (a process may fork meanwhile).
+        for sig, wait_s in ((signal.SIGTERM, 5.0), *((signal.SIGKILL, 1.0),) * 10):
+            if not (self.pids(1) or self.pids(2)):
+                break
             for n in (1, 2):
                 for pid in self.pids(n):
                     try:
@@ -193,6 +199,11 @@ class TwoHosts:
         for n in (1, 2):
             subprocess.run(["ip", "netns", "del", self.ns[n]], capture_output=True)
         subprocess.run(["ip", "link", "del", self.dev[1]], capture_output=True)
+        for process in self.processes:
+            try:
+                process.wait(timeout=5)  # reap the `ip netns exec` children this object started
+            except subprocess.TimeoutExpired:
+                pass
         for log in self.logs:
             log.close()
         for path in self.ray_tmp.values():

@@ -69,22 +69,25 @@ class StyleGANFamily:
             t -= stable
         return self.last_phase, 1.0
 
-    def images_to_full_size(self) -> int:
-        """Images shown before the last resolution is fully faded in: 4x4, then a fade and a stable
-        stretch per resolution, except that the last one needs only its fade."""
-        L, stable, fade = self.last_phase, self.cfg.phase_images, self.cfg.fade_images
+    def images_to_full_size(self, image_size: int | None = None) -> int:
+        """Images shown before the last resolution (of ``image_size``, default the built one) is
+        fully faded in: 4x4, then a fade and a stable stretch per resolution, except that the last
+        one needs only its fade."""
+        L = self.last_phase if image_size is None else num_resolutions(image_size) - 1
+        stable, fade = self.cfg.phase_images, self.cfg.fade_images
         return stable + L * fade + (L - 1) * stable if L else 0
 
     def set_growth(self, nets: Nets, phase: int, alpha: float) -> None:
         for name in ("G", "D", "G_ema"):
             nets[name].set_growth(phase, alpha)
 
-    def latents(self, n: int, device: torch.device, num_layers: int) -> torch.Tensor:
+    def latents(self, n: int, device: torch.device, num_layers: int, phase: int) -> torch.Tensor:
         """[n, num_layers, z_dim]: one z per sample, or with probability ``mixing_prob`` two, switching
-        at a crossover layer drawn uniformly from 1..num_layers-1."""
+        at a crossover layer drawn uniformly from the layers active at ``phase`` (1 .. 2 (phase + 1) - 1),
+        so that mixing happens at its rate while the generator is still small too."""
         z1 = torch.randn(n, self.cfg.z_dim, device=device)
         z2 = torch.randn(n, self.cfg.z_dim, device=device)
-        crossover = torch.randint(1, max(num_layers, 2), (n,), device=device)
+        crossover = torch.randint(1, min(2 * (phase + 1), num_layers), (n,), device=device)
         mixing = torch.rand(n, device=device) < self.cfg.mixing_prob
         crossover = torch.where(mixing, crossover, torch.full_like(crossover, num_layers))
         return mixed_latents(z1, z2, crossover, num_layers)
@@ -96,7 +99,7 @@ class StyleGANFamily:
         phase, alpha = self.growth(env.step * cfg.batch_size)
         self.set_growth(nets, phase, alpha)
         real = real_at(batch[0], 4 * 2 ** phase, alpha)
-        zs = self.latents(real.shape[0], env.device, G.num_layers)
+        zs = self.latents(real.shape[0], env.device, G.num_layers, phase)
 
         def discriminate(x: torch.Tensor) -> torch.Tensor:
             return D(diff_augment(x, cfg.augment))
@@ -156,7 +159,7 @@ class StyleGANFamily:
         device = next(G.parameters()).device
         z = torch.randn(n, self.cfg.z_dim, generator=generator).to(device)
         noise_seed = int(torch.randint(2 ** 31 - 1, (1,), generator=generator))
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
             torch.manual_seed(noise_seed)  # the per-pixel noise, drawn from the same generator's seed
             return G(z, psi=self.cfg.truncation_psi if psi is None else psi)
 

@@ -32,15 +32,32 @@ from pipeline.train.storage import RunStorage
 log = logging.getLogger(__name__)
 
 
-def check_runtime(params: Params, name: str, root: Path | None = None) -> None:
+def growth_problems(params: Params, name: str, n_train: int) -> list[str]:
+    """A StyleGAN whose epochs end before its growth schedule reaches the dataset's size would save a
+    generator of smaller images than the evaluation needs."""
+    cfg = params.variant(name)
+    needed = family_for(cfg).images_to_full_size(params.datasets[cfg.dataset].image_size)
+    shown = cfg.epochs * (n_train // cfg.batch_size) * cfg.batch_size
+    if shown >= needed:
+        return []
+    per_epoch = (n_train // cfg.batch_size) * cfg.batch_size
+    return [f"params.yaml: variants.{name}.epochs = {cfg.epochs}: {shown:,} training images, but the growth "
+            f"schedule (phase_images {cfg.phase_images}, fade_images {cfg.fade_images}) reaches full size after "
+            f"{needed:,}; allowed: epochs >= {-(-needed // per_epoch)} or a shorter schedule"]
+
+
+def check_runtime(params: Params, name: str, root: Path | None = None, n_train: int | None = None) -> None:
     """Problems only visible at run time, raised as ConfigError before Ray starts: ``use_gpu`` with
-    no GPU here and no cluster to run on, or an MLflow tracking server that is unreachable or
-    refuses the credentials."""
+    no GPU here and no cluster to run on, a StyleGAN schedule longer than its training (needs the
+    prepared data's ``n_train``), or an MLflow tracking server that is unreachable or refuses the
+    credentials."""
     cfg = params.variant(name)
     problems = []
     if cfg.use_gpu and not torch.cuda.is_available() and not os.environ.get("RAY_ADDRESS"):
         problems.append(f"params.yaml: variants.{name}.use_gpu = True: no CUDA GPU on this machine "
                         "and no RAY_ADDRESS cluster to run on; set use_gpu: false (and precision: fp32)")
+    if cfg.family == "stylegan" and n_train is not None:
+        problems += growth_problems(params, name, n_train)
     if root is not None and (problem := tracking.server_problem(tracking.tracking_uri(root))):
         problems.append(problem)
     if problems:

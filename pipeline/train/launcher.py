@@ -22,7 +22,7 @@ from ray.train.torch import TorchConfig, TorchTrainer
 from pipeline.config import TrainingConfig
 from pipeline.data import meta_path
 from pipeline.data.npz import sha256_file
-from pipeline.train.storage import STORAGE_ENV
+from pipeline.train.storage import STORAGE_ENV, is_uri
 from pipeline.train.loop import TrainJob, train_loop
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ def run_training(job: TrainJob, cfg: TrainingConfig, storage_path: str, run_name
 
     ``callbacks``: Ray Train callbacks (a tuning trial passes Tune's report callback).
     """
-    assert os.path.isabs(storage_path), f"storage_path must be absolute (workers chdir): {storage_path}"
+    assert os.path.isabs(storage_path) or is_uri(storage_path), (
+        f"storage_path must be absolute (workers chdir) or a URI: {storage_path}")
     init_ray()
     resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
     trainer = TorchTrainer(

@@ -3,7 +3,8 @@
 A storage location is a local path (default ``.ray_runs``), a path every node of a cluster mounts
 (NFS, EFS, a Kubernetes volume) or an object-storage URI (``s3://bucket/runs``, ``gs://...``). On a
 cluster it must be reachable from every node: only rank 0 writes checkpoints, but any node may host
-rank 0 after a restart, and resuming reads them back. ``GAN_LAB_STORAGE`` sets it for every stage.
+rank 0 after a restart, and resuming reads them back. ``GAN_LAB_STORAGE`` sets it for the train stage (``tune@`` keeps
+its trial storage local for now).
 
 Files are reached through pyarrow's filesystems, the layer Ray Train itself uses for storage, so a
 path and a URI are handled alike.

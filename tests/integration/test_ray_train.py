@@ -22,7 +22,9 @@ pytestmark = pytest.mark.integration
 def test_training_on_ray_writes_model_plots_and_mlflow_run(ray_cluster, prepared_digits, tmp_path, workers):
     params = parse_params(tiny_params(num_workers=workers, epochs=2))
     out, plots = tmp_path / "models" / "dcgan", tmp_path / "plots" / "dcgan.csv"
-    metrics = train_variant(params, "dcgan", prepared_digits, out, plots, tmp_path / "ray", tmp_path)
+    # Checkpoint storage as a path, and (1 worker) as a URI, the form s3:// and gs:// storage takes.
+    storage = (tmp_path / "ray").as_uri() if workers == 1 else tmp_path / "ray"
+    metrics = train_variant(params, "dcgan", prepared_digits, out, plots, storage, tmp_path)
 
     assert metrics["epoch"] == 2 and all(math.isfinite(metrics[k]) for k in ("loss/D", "loss/G", "grad_norm/G"))
     assert metrics["perf/samples_per_s"] > 0

@@ -81,6 +81,10 @@ def test_mlflow_server_script_refuses_unsafe_set_ups_before_starting(tmp_path):
     assert exposed.returncode != 0 and "set MLFLOW_ALLOWED_HOSTS" in exposed.stderr
     no_password = _serve(tmp_path, MLFLOW_AUTH="1", MLFLOW_FLASK_SERVER_SECRET_KEY="k")
     assert no_password.returncode == 2 and "set MLFLOW_AUTH_ADMIN_PASSWORD" in no_password.stderr
-    # A safe set-up reaches the server command (here `false`, so nothing starts).
-    local = _serve(tmp_path)
-    assert "MLflow tracking server: http://127.0.0.1:5000" in local.stderr and local.returncode == 1
+    # A safe set-up reaches the server command (here `false`, so nothing starts); a database password
+    # is masked in what it prints.
+    local = _serve(tmp_path, MLFLOW_BACKEND_STORE_URI="postgresql://mlflow:s3cret@db:5432/mlflow")
+    assert "MLflow tracking server: http://127.0.0.1:5000 (backend postgresql://mlflow:***@db:5432/mlflow" in local.stderr
+    assert "s3cret" not in local.stderr and local.returncode == 1
+    open_server = _serve(tmp_path, MLFLOW_HOST="0.0.0.0", MLFLOW_ALLOWED_HOSTS="mlflow.internal:5000")
+    assert "warning: exposed on 0.0.0.0 without MLFLOW_AUTH=1" in open_server.stderr

@@ -217,3 +217,33 @@ def test_style_metrics_mixing_grid_and_the_mix_command(tmp_path, prepared_digits
     save_generator(tmp_path / "models" / "stylegan", family, nets, data.spec)
     assert main(["mix", "stylegan", "--out", str(tmp_path / "grid.png"), "--models", str(tmp_path / "models")]) == 0
     assert (tmp_path / "grid.png").stat().st_size > 0
+
+
+def test_mixing_crossovers_fall_inside_the_active_layers():
+    from pipeline.config import parse_params
+    from pipeline.families import family_for
+
+    family = family_for(parse_params(stylegan_params(mixing_prob=1.0)).variant("stylegan"))
+    torch.manual_seed(0)
+    for phase, active in ((0, 2), (1, 4), (2, 6)):
+        zs = family.latents(500, torch.device("cpu"), num_layers=6, phase=phase)
+        switched = (zs[:, 1:] != zs[:, :1]).any(dim=2)  # [N, 5]: layer l+1 differs from layer 0
+        first = switched.float().argmax(dim=1) + 1       # the crossover layer of each sample
+        assert switched.any(dim=1).all() and first.max() < active and first.min() >= 1
+
+
+def test_a_schedule_longer_than_training_and_stylegan_tuning_are_refused():
+    from pipeline.config import ConfigError, parse_params
+    from pipeline.train.driver import check_runtime
+
+    params = parse_params(stylegan_params(epochs=2))  # 2 x 1,408 images < 4,000 to full size
+    with pytest.raises(ConfigError) as info:
+        check_runtime(params, "stylegan", n_train=1437)
+    assert info.value.problems == [
+        "params.yaml: variants.stylegan.epochs = 2: 2,816 training images, but the growth schedule (phase_images "
+        "600, fade_images 1400) reaches full size after 4,000; allowed: epochs >= 3 or a shorter schedule"]
+    check_runtime(parse_params(stylegan_params()), "stylegan", n_train=1437)
+    raw = stylegan_params()
+    raw["tune"] = {"stylegan": {"max_epochs": 3, "space": {"lr_g": "loguniform(1e-4, 1e-2)"}}}
+    with pytest.raises(ConfigError, match="tune.stylegan: tuning a stylegan variant is not supported yet"):
+        parse_params(raw)
