@@ -57,12 +57,17 @@ def accuracy(model: EvaluatorCNN, images_uint8: np.ndarray, labels: np.ndarray) 
 
 
 @torch.no_grad()
+@torch.no_grad()
+def predict_labels(model: EvaluatorCNN, images: np.ndarray, batch: int = 1000) -> np.ndarray:
+    """The class ``model`` gives each of ``images`` [N, C, H, W] in [-1, 1]: [N] int64."""
+    model.eval()
+    return np.concatenate([model(torch.as_tensor(images[i:i + batch], dtype=torch.float32)).argmax(1).numpy()
+                           for i in range(0, len(images), batch)])
+
+
 def label_accuracy(model: EvaluatorCNN, images: np.ndarray, labels: np.ndarray, batch: int = 1000) -> float:
     """Share of ``images`` [N, C, H, W] in [-1, 1] that ``model`` assigns their ``labels`` [N]."""
-    model.eval()
-    predicted = np.concatenate([model(torch.as_tensor(images[i:i + batch], dtype=torch.float32)).argmax(1).numpy()
-                                for i in range(0, len(images), batch)])
-    return float((predicted == labels).mean())
+    return float((predict_labels(model, images, batch) == labels).mean())
 
 
 def build_evaluator(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pipeline.evaluator import predict_labels
 from pipeline.families.stylegan import StyleGANFamily
 from pipeline.metrics import feature_stats, frechet_distance
 from pipeline.metrics.features import Evaluator
@@ -110,7 +111,7 @@ def class_following(G, evaluator: Evaluator, n: int, seed: int) -> dict:
     how often that of its fine-style source, over the pairs whose two sources differ in class."""
     generator = torch.Generator().manual_seed(seed)
     z_coarse, z_fine = torch.randn(n, G.z_dim, generator=generator), torch.randn(n, G.z_dim, generator=generator)
-    classify = lambda images: evaluator.model(torch.as_tensor(images, dtype=torch.float32)).argmax(1).numpy()  # noqa: E731
+    classify = lambda images: predict_labels(evaluator.model, images)  # noqa: E731
     mixed = classify(mix_styles(G, z_coarse, z_fine, seed))
     coarse, fine = classify(mix_styles(G, z_coarse, z_coarse, seed)), classify(mix_styles(G, z_fine, z_fine, seed))
     differ = coarse != fine

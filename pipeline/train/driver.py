@@ -37,10 +37,10 @@ def growth_problems(params: Params, name: str, n_train: int) -> list[str]:
     generator of smaller images than the evaluation needs."""
     cfg = params.variant(name)
     needed = family_for(cfg).images_to_full_size(params.datasets[cfg.dataset].image_size)
-    shown = cfg.epochs * (n_train // cfg.batch_size) * cfg.batch_size
+    per_epoch = (n_train // cfg.batch_size) * cfg.batch_size  # whole global batches only
+    shown = cfg.epochs * per_epoch
     if shown >= needed:
         return []
-    per_epoch = (n_train // cfg.batch_size) * cfg.batch_size
     return [f"params.yaml: variants.{name}.epochs = {cfg.epochs}: {shown:,} training images, but the growth "
             f"schedule (phase_images {cfg.phase_images}, fade_images {cfg.fade_images}) reaches full size after "
             f"{needed:,}; allowed: epochs >= {-(-needed // per_epoch)} or a shorter schedule"]
