@@ -3,6 +3,9 @@
 Run from the repo root after `dvc repro evaluator@digits`, optionally overriding variant keys:
 
     python bench/plain_loop.py --variant dcgan --eval-every 25 --set epochs=300 lr_g=0.0005
+
+On a CUDA machine: ``--device cuda``; ``--max-minutes`` stops (after an evaluation) once the wall
+time is spent, so a long ``epochs`` can be given and the budget decides.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ def main() -> None:
     parser.add_argument("--variant", default="dcgan")
     parser.add_argument("--eval-every", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--max-minutes", type=float, default=None, help="stop after this much wall time")
     parser.add_argument("--set", nargs="*", default=[], help="key=value overrides (YAML values)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -39,13 +44,16 @@ def main() -> None:
     evaluator = load_evaluator(f"evaluators/{cfg.dataset}")
     n = sample_count(cfg, len(evaluator.test_features))
     started = time.perf_counter()
-    for epoch, family, nets, rate in plain_epochs(cfg, data):
-        if epoch % args.eval_every == 0 or epoch == cfg.epochs:
+    for epoch, family, nets, rate in plain_epochs(cfg, data, args.device):
+        out_of_time = args.max_minutes is not None and time.perf_counter() - started > 60 * args.max_minutes
+        if epoch % args.eval_every == 0 or epoch == cfg.epochs or out_of_time:
             m = image_metrics(evaluator, draw(family, nets, n, cfg.eval.seed), cfg, n)
             print(json.dumps({"epoch": epoch, "wall_s": round(time.perf_counter() - started, 1),
                               "samples_per_s": round(rate), "fid": round(m["fid"], 3),
                               "fid_over_floor": round(m["fid_over_floor"], 2), "kid": round(m["kid_mean"], 3)}),
                   flush=True)
+        if out_of_time:
+            break
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pipeline.config import ConfigError, Params, TuneSpec
 from pipeline.objective import objective_of
 from pipeline.search_space import Dimension, parse_dimension
 from pipeline.tune.results import best_summary, read_exploits, trial_rows, write_outputs
-from pipeline.tune.trials import STARTS_FILE, asha_trial, pbt_trial
+from pipeline.tune.trials import LAST_REPORT_FILE, STARTS_FILE, asha_trial, pbt_trial
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +183,11 @@ def _record(result: Any) -> dict[str, Any]:
     frame = result.metrics_dataframe
     reports = [] if frame is None else frame.to_dict("records")
     path = Path(result.path)
+    last = path / LAST_REPORT_FILE  # Ray Train's last report of an ASHA trial that ran to its end
+    if last.is_file():
+        final = json.loads(last.read_text())
+        if final.get("epoch", 0) > max((r.get("epoch", 0) for r in reports), default=0):
+            reports.append(final)  # the one Tune lost (trials.asha_trial says how)
     starts = path / STARTS_FILE
     trial_id = (result.metrics or {}).get("trial_id") or "_".join(path.name.split("_")[2:4])
     return {"trial_id": trial_id, "config": dict(result.config), "reports": reports,

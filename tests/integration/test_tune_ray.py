@@ -148,7 +148,9 @@ def test_an_interrupted_job_resumes_without_rerunning_finished_trials(prepared_d
     assert second.returncode == 0, output[-3000:]
     assert "resuming the interrupted tuning job" in output
     trials = pd.read_csv(out / "trials.csv")
-    assert len(trials) == 3 and (trials["status"] == "completed").all()
+    assert len(trials) == 3 and (trials["status"] == "completed").all(), (
+        f"{trials.to_string()}\n--- first run ---\n{(tmp_path / 'first.log').read_text()[-4000:]}"
+        f"\n--- resumed run ---\n{output[-4000:]}")
     launches = dict(zip(trials["trial_id"], trials["launches"]))
     assert all(launches[t] == 1 for t in finished_before), launches  # finished trials were not run again
     _, parent, children = _runs(tmp_path, "tune-dcgan")  # the same parent run, one child per trial

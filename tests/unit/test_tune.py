@@ -188,3 +188,30 @@ def test_pbt_refuses_keys_that_change_the_networks_shapes(prepared_ring8):
                               "space": {"lr_g": "loguniform(1e-4, 1e-2)", "g_hidden": "choice(16, 32)"}}}
     problems = pbt_shape_problems(parse_params(raw), "gan_ns", load_prepared(prepared_ring8).spec)
     assert len(problems) == 1 and "tune.gan_ns.space.g_hidden = 'choice(16, 32)': g_hidden = 16 changes" in problems[0]
+
+
+def test_a_trials_last_epoch_lost_by_tune_is_taken_from_ray_trains_result(tmp_path):
+    """Tune may drop a trial's final report (its end marker overtakes it); the record adds it back."""
+    import types
+
+    import pandas as pd
+
+    from pipeline.tune.search import _record
+    from pipeline.tune.trials import LAST_REPORT_FILE, STARTS_FILE
+
+    trial_dir = tmp_path / "asha_trial_a0166_00002_2_lr_g=0.001"
+    trial_dir.mkdir()
+    (trial_dir / STARTS_FILE).write_text("1")
+    seen_by_tune = pd.DataFrame([{"epoch": 1, "objective": 300.0, "trial_id": "a0166_00002"}])
+    result = types.SimpleNamespace(metrics_dataframe=seen_by_tune, path=str(trial_dir), config={"lr_g": 1e-3},
+                                   metrics={"trial_id": "a0166_00002"}, error=None)
+    assert [r["epoch"] for r in _record(result)["reports"]] == [1]  # nothing beside the trial: as Tune saw it
+
+    (trial_dir / LAST_REPORT_FILE).write_text(json.dumps({"epoch": 2, "objective": 250.0}))
+    record = _record(result)
+    assert [r["epoch"] for r in record["reports"]] == [1, 2] and record["starts"] == 1
+    row, = trial_rows([record], ["lr_g"], None, "min", max_epochs=2)
+    assert row["status"] == "completed" and row["objective"] == 250.0
+
+    (trial_dir / LAST_REPORT_FILE).write_text(json.dumps({"epoch": 1, "objective": 300.0}))
+    assert len(_record(result)["reports"]) == 1  # Tune had it: not counted twice
