@@ -19,4 +19,6 @@ run ema0.9999 250 ema_decay=0.9999                             # a longer averag
 run wide128 200 g_width=128 d_width=128
 run batch256 500 batch_size=256 lr_g=0.001 lr_d=0.001
 run wide128_batch256 400 g_width=128 d_width=128 batch_size=256 lr_g=0.001 lr_d=0.001
+run batch512 500 batch_size=512 lr_g=0.001 lr_d=0.001
+run batch512_lr2e-3 500 batch_size=512 lr_g=0.002 lr_d=0.002  # the setting that reached 4.18x the floor
 wait

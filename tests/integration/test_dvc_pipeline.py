@@ -58,10 +58,8 @@ def repo_copy(tmp_path_factory, ray_cluster) -> Path:
     params["variants"]["cgan"] = {**params["variants"]["dcgan"], "conditional": True}
     params["variants"]["vae"] = {"family": "vae", "dataset": "digits", "epochs": 1, "batch_size": 64, "z_dim": 16,
                                  "width": 16, "eval": {"kid_subsets": 5}}
-    params["datasets"]["d2t"] = {"kind": "digits_to_typed", "typed_train": 100, "typed_test": 60}
-    params["evaluators"]["d2t"] = {"epochs": 2}
-    params["variants"]["cyclegan"] = {"family": "cyclegan", "dataset": "d2t", "epochs": 1, "batch_size": 64,
-                                      "g_width": 8, "g_blocks": 1, "d_width": 8}
+    # (CycleGAN's stages are left out to keep the suite short: its training on Ray, its evaluation and
+    # its report section are tested in test_ray_train.py, test_cyclegan.py and test_report.py.)
     # tune@gan_ns: two ASHA trials of one epoch (each a Ray Train run), tracked in MLflow.
     params["tune"] = {"gan_ns": {"num_samples": 2, "max_epochs": 1, "grace_epochs": 1, "n_samples": 500,
                                  "space": {"lr_g": "loguniform(1e-4, 1e-2)"}}}
@@ -92,12 +90,8 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
     assert 0 <= cgan["label_accuracy"] <= 1 and cgan["intra_fid"] > 0 and 0 <= cgan["cas"] <= cgan["cas_real"] + 0.5
     vae = json.loads((repo_copy / "metrics" / "vae.json").read_text())
     assert np.isfinite(vae["elbo"]) and vae["recon_mse"] > 0 and np.isfinite(vae["fid"])
-    cyclegan = json.loads((repo_copy / "metrics" / "cyclegan.json").read_text())
-    for key in ("label_preservation_ab", "label_preservation_ba"):
-        assert 0 <= cyclegan[key] <= 1
-    assert cyclegan["fid_ab"] > cyclegan["fid_ab_floor"] > 0 and cyclegan["n_samples_ab"] == 60
     report = (repo_copy / "reports" / "index.html").read_text()
-    assert "GAN vs VAE" in report and "data:image/png;base64," in report and "Translation (CycleGAN)" in report
+    assert "GAN vs VAE" in report and "data:image/png;base64," in report
     assert (repo_copy / "reports" / "summary.md").is_file()
     tuned = json.loads((repo_copy / "tune" / "gan_ns" / "best.json").read_text())
     assert tuned["n_trials"] == 2 and tuned["default"]["config"] == {"lr_g": 0.001} and 0 <= tuned["best"]["objective"] <= 1

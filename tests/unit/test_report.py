@@ -17,6 +17,9 @@ def test_report_from_small_outputs(tmp_path):
     raw["variants"]["vae"] = {"family": "vae", "dataset": "digits", "epochs": 2, "batch_size": 32}
     raw["variants"]["cgan"] = {**raw["variants"]["dcgan"], "conditional": True}
     raw["variants"]["stylegan"] = {"family": "stylegan", "dataset": "digits", "epochs": 2, "batch_size": 32}
+    raw["datasets"]["d2t"] = {"kind": "digits_to_typed"}
+    raw["evaluators"]["d2t"] = {}
+    raw["variants"]["cyclegan"] = {"family": "cyclegan", "dataset": "d2t", "epochs": 1, "batch_size": 16}
     params = parse_params(raw)
     metrics, samples, plots = tmp_path / "metrics", tmp_path / "samples", tmp_path / "plots"
     for d in (metrics, samples, plots):
@@ -31,6 +34,10 @@ def test_report_from_small_outputs(tmp_path):
                                                    "intra_fid_floor": 30.0, "cas": 0.9, "cas_real": 0.98}))
     (metrics / "stylegan.json").write_text(json.dumps({**image, "ppl_z": 310.0, "ppl_w": 150.0, "mix_follows_coarse": 0.83,
                                                        "mix_follows_fine": 0.1, "truncation/0.5/fid": 70.0}))
+    (metrics / "cyclegan.json").write_text(json.dumps({
+        "label_preservation_ab": 0.61, "label_preservation_ba": 0.72, "fid_ab": 30.0, "fid_ab_floor": 5.0,
+        "fid_ab_over_floor": 6.0, "fid_ba": 40.0, "fid_ba_floor": 4.0, "fid_ba_over_floor": 10.0,
+        "cycle_l1_a": 0.1, "cycle_l1_b": 0.2}))
     (metrics / "gan_ns.json").write_text(json.dumps({"modes": 7.5, "high_quality": 0.9, "reverse_kl": 0.1,
                                                      "std": {"modes": 0.5}, "seeds": [0, 1], "modes_floor": 8}))
     rng = np.random.default_rng(0)
@@ -46,12 +53,14 @@ def test_report_from_small_outputs(tmp_path):
     page = (tmp_path / "reports" / "index.html").read_text()
     summary = (tmp_path / "reports" / "summary.md").read_text()
     for title in ("Image variants", "Conditional variants", "GAN vs VAE", "Mode collapse: ring8",
-                  "Minimax vs non-saturating generator loss", "StyleGAN", "Samples", "Training curves"):
+                  "Minimax vs non-saturating generator loss", "StyleGAN", "Translation (CycleGAN)", "Samples",
+                  "Training curves"):
         assert title in page and f"## {title}" in summary, title
     assert "FID (lower is better): dcgan 40, vae 90 -&gt; dcgan is better." in page
     assert "recall (higher is better): dcgan 0.9, vae 0.95 -> vae is better." in summary
     assert "7.5 ± 0.5" in summary and "gan_ns (2 seeds)" in summary
     assert "| stylegan | 310 | 150 | 0.83 | 0.1 |" in summary
+    assert "| cyclegan | 0.61 | 0.72 |" in summary
     embedded = page.count("data:image/png;base64,")
     assert embedded == 4 + 1 + 2  # samples, the gradient plot, two loss-curve plots
     first = page.split("data:image/png;base64,")[1].split("'")[0]
