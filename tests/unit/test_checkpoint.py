@@ -1,5 +1,6 @@
 """Checkpoint round trip and exact resume, with the in-process session (no Ray needed)."""
 
+import pytest
 import torch
 
 from helpers import tiny_params
@@ -84,3 +85,18 @@ def test_changed_config_starts_fresh(tmp_path, prepared_digits, caplog):
     train_loop(TrainJob("dcgan", changed.model_dump(mode="json"), str(prepared_digits)).to_dict(), session)
     assert session.reports[-1]["epoch"] == 1 and session.reports[-1]["step"] == session.reports[0]["step"]
     assert "different config; starting fresh" in caplog.text
+
+
+def test_short_epochs_report_every_few_epochs_and_the_last_always(tmp_path, prepared_digits):
+    from pipeline.train.loop import report_interval
+
+    assert [report_interval(n) for n in (1, 2, 3, 19, 20, 22, 200)] == [20, 10, 7, 2, 1, 1, 1]
+    # Batch 512 of 1,437 images: 2 steps per epoch, so a report (checkpoint) every 10 epochs.
+    cfg = parse_params(tiny_params(epochs=13)).variant("dcgan").model_copy(update={"batch_size": 512})
+    session = LocalSession(tmp_path)
+    train_loop(TrainJob("dcgan", cfg.model_dump(mode="json"), str(prepared_digits)).to_dict(), session)
+    assert [(r["epoch"], r["step"]) for r in session.reports] == [(10, 20), (13, 26)]
+    _, _, history = load_checkpoint(session.latest_checkpoint())
+    assert [h["step"] for h in history] == list(range(1, 27))  # every step is in the history
+    first = session.reports[0]
+    assert first["loss/D"] == pytest.approx(sum(h["loss/D"] for h in history[:20]) / 20)  # mean since the last report
