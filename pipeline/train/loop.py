@@ -132,7 +132,8 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
             logger.flush()
             logger.log_image(_epoch_picture(family, nets, data, cfg.seed, job.grid_samples), "samples", epoch + 1)
         _report(session, metrics, nets, opts, job, history, epoch + 1)
-        if rank == 0 and (epoch + 1 - start_epoch <= every or (epoch + 1) % max(every, cfg.epochs // 20) < every):
+        # Log the first report of this launch, then the reports at about every 5% of the epochs.
+        if rank == 0 and (epoch < start_epoch + every or (epoch + 1) % max(every, cfg.epochs // 20) < every):
             log.info("%s epoch %d/%d (%.0f%%): %s", job.variant_name, epoch + 1, cfg.epochs,
                      100 * (epoch + 1) / cfg.epochs,
                      ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step")))

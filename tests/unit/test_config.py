@@ -1,3 +1,4 @@
+import re
 import subprocess
 import sys
 
@@ -81,3 +82,14 @@ def test_stage_exits_2_with_one_line_per_problem_and_writes_nothing(tmp_path):
         sorted(lines) == sorted(["error: params.yaml: variants.dcgan.num_workers = 0: Input should be greater than or equal to 1",
                                  "error: params.yaml: variants.dcgan.lr_d = -1: Input should be greater than 0"])
     assert not out.exists() and not (tmp_path / "ray").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize("path", ["params.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "profiles").glob("*.yaml"))])
+def test_params_and_every_profile_load_and_name_what_dvc_yaml_iterates(path):
+    """`make run PROFILE=x` copies the file over params.yaml: it must validate, and define every
+    mapping a `foreach` of dvc.yaml expands (DVC refuses to parse the graph otherwise)."""
+    load_params(ROOT / path)
+    iterated = set(re.findall(r"foreach: \$\{(\w+)\}", (ROOT / "dvc.yaml").read_text()))
+    assert iterated == {"datasets", "evaluators", "variants", "tune"}
+    raw = yaml.safe_load((ROOT / path).read_text())
+    assert all(isinstance(raw.get(key), dict) for key in iterated), (path, iterated - set(raw))
