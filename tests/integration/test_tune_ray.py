@@ -96,8 +96,11 @@ def test_pbt_exploits_the_better_trials_checkpoint(ray_cluster, prepared_ring8, 
     assert len(children) == 3 and parent.info.status == "FINISHED"
 
 
-def _stage(params_path: Path, tmp_path: Path, out: Path, **popen) -> subprocess.Popen:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+def _stage(params_path: Path, tmp_path: Path, out: Path, ray_address: str, **popen) -> subprocess.Popen:
+    # The stage joins the session's Ray, as it would join a cluster. Starting its own beside it made
+    # two Ray instances on the machine: Ray Train's placement-group cleaner then fails ("Found
+    # multiple active Ray instances"), a finished trial's CPUs are never released and the job hangs.
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db", "RAY_ADDRESS": ray_address,
            "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     return subprocess.Popen([sys.executable, str(ROOT / "stages" / "tune.py"), "--variant", "dcgan", "--prepared",
                              str(tmp_path / "prepared"), "--evaluators", str(tmp_path / "evaluators"), "--out", str(out),
@@ -115,7 +118,9 @@ def _finished_trials(experiment: Path) -> set[str]:
     return done
 
 
-def test_an_interrupted_job_resumes_without_rerunning_finished_trials(prepared_digits, evaluators, tmp_path):
+def test_an_interrupted_job_resumes_without_rerunning_finished_trials(ray_cluster, prepared_digits, evaluators,
+                                                                      tmp_path):
+    address = ray_cluster.get_runtime_context().gcs_address
     (tmp_path / "prepared").mkdir()
     for suffix in (".npz", ".json"):
         (tmp_path / "prepared" / f"digits{suffix}").symlink_to(prepared_digits.with_suffix(suffix))
@@ -126,7 +131,7 @@ def test_an_interrupted_job_resumes_without_rerunning_finished_trials(prepared_d
     params_path, out = tmp_path / "params.yaml", tmp_path / "tune" / "dcgan"
     params_path.write_text(yaml.safe_dump(raw))
     log = open(tmp_path / "first.log", "w")
-    first = _stage(params_path, tmp_path, out, stdout=log, stderr=subprocess.STDOUT)
+    first = _stage(params_path, tmp_path, out, address, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 240
         while len(_finished_trials(tmp_path / "ray" / "tune-dcgan")) < 1 and time.monotonic() < deadline:
@@ -143,8 +148,12 @@ def test_an_interrupted_job_resumes_without_rerunning_finished_trials(prepared_d
         log.close()
     assert not out.exists(), "an interrupted job must not leave outputs that look complete"
 
-    second = _stage(params_path, tmp_path, out, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    output, _ = second.communicate(timeout=300)
+    second = _stage(params_path, tmp_path, out, address, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output, _ = second.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(second.pid, signal.SIGKILL)
+        raise AssertionError(f"the resumed job hung:\n{second.communicate()[0][-4000:]}") from None
     assert second.returncode == 0, output[-3000:]
     assert "resuming the interrupted tuning job" in output
     trials = pd.read_csv(out / "trials.csv")
