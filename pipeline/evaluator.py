@@ -57,7 +57,6 @@ def accuracy(model: EvaluatorCNN, images_uint8: np.ndarray, labels: np.ndarray) 
 
 
 @torch.no_grad()
-@torch.no_grad()
 def predict_labels(model: EvaluatorCNN, images: np.ndarray, batch: int = 1000) -> np.ndarray:
     """The class ``model`` gives each of ``images`` [N, C, H, W] in [-1, 1]: [N] int64."""
     model.eval()
