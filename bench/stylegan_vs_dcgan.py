@@ -9,6 +9,11 @@ style-mixing class-following rates (pipeline.style_eval). Models: the ``dcgan``,
 `dvc repro prepare@digits evaluator@digits`:
 
     python bench/stylegan_vs_dcgan.py --minutes 6 --out docs/stylegan.json
+
+``--epochs N`` trains each model N epochs instead (to compare settings at equal training, e.g. two
+runs side by side with ``--threads 1``); ``--set key=value`` overrides a key of every listed model:
+
+    python bench/stylegan_vs_dcgan.py --models stylegan --threads 1 --epochs 227 --set mapping_lr_mult=1.0
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -33,12 +39,13 @@ from pipeline.metrics.features import load_evaluator  # noqa: E402
 from pipeline.style_eval import style_metrics  # noqa: E402
 
 
-def train_for(cfg, data, minutes: float) -> tuple[object, dict, dict]:
-    """Train until ``minutes`` of training time have passed (whole epochs); returns (family, nets, info)."""
+def train_for(cfg, data, minutes: float | None) -> tuple[object, dict, dict]:
+    """Train until ``minutes`` of training time have passed (whole epochs), or for ``cfg.epochs``
+    when ``minutes`` is None; returns (family, nets, info)."""
     started = time.perf_counter()
     for epoch, family, nets, rate in plain_epochs(cfg, data):
         elapsed = time.perf_counter() - started
-        if elapsed >= minutes * 60:
+        if minutes is not None and elapsed >= minutes * 60:
             break
     info = {"epochs": epoch, "train_seconds": elapsed, "images": epoch * (len(data.x_train) // cfg.batch_size)
             * cfg.batch_size, "last_epoch_samples_per_s": rate}
@@ -52,6 +59,8 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=6.0, help="training time per model")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=["dcgan", "stylegan", "stylegan_no_mapping"])
+    parser.add_argument("--epochs", type=int, default=None, help="train this many epochs instead of --minutes")
+    parser.add_argument("--set", nargs="*", default=[], help="key=value overrides (YAML values) for every model")
     parser.add_argument("--params", type=Path, default=ROOT / "profiles/stylegan.yaml")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
@@ -59,18 +68,21 @@ def main() -> None:
     params = load_params(args.params)
     data = load_prepared(ROOT / "data/prepared/digits.npz")
     evaluator = load_evaluator(ROOT / "evaluators/digits")
-    configs = {name: params.variant(name).model_dump(mode="json") for name in args.models}
+    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    configs = {name: {**params.variant(name).model_dump(mode="json"), **overrides} for name in args.models}
     results = {}
     for name in args.models:
-        cfg = variant_from_dict({**configs[name], "epochs": 100_000})  # stopped by the clock
-        family, nets, info = train_for(cfg, data, args.minutes)
+        epochs = args.epochs or 100_000  # without --epochs, stopped by the clock
+        cfg = variant_from_dict({**configs[name], "epochs": epochs})
+        family, nets, info = train_for(cfg, data, None if args.epochs else args.minutes)
         metrics = evaluate_generator(family, nets, data.spec, evaluator)
         if cfg.family == "stylegan":
             metrics.update(style_metrics(family, nets, evaluator, metrics["n_samples"], cfg.eval.seed))
         results[name] = {**info, **{k: metrics[k] for k in metrics if not k.startswith("precision_floor")}}
         print(json.dumps({name: {k: results[name][k] for k in ("epochs", "train_seconds", "fid", "fid_floor",
                                                                 "kid_mean") if k in results[name]}}), flush=True)
-    report = {"minutes": args.minutes, "threads": args.threads, "configs": configs, "results": results}
+    report = {"minutes": None if args.epochs else args.minutes, "epochs": args.epochs, "threads": args.threads,
+              "configs": configs, "results": results}
     if "dcgan" in results and "stylegan" in results:
         report["fid_ratio_stylegan_over_dcgan"] = results["stylegan"]["fid"] / results["dcgan"]["fid"]
     print(json.dumps({k: v for k, v in report.items() if k != "configs"}, indent=2, default=str))
