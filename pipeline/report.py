@@ -136,9 +136,14 @@ def gradient_plot(histories: dict[str, dict[str, list[float]]]) -> bytes:
     return png_of(fig)
 
 
-def gan_vs_vae(gan: dict, vae: dict, gan_name: str, vae_name: str, budget: str) -> list[str]:
+def gan_vs_vae(gan: dict, vae: dict, gan_name: str, vae_name: str, epochs: tuple[int, int]) -> list[str]:
     """The measured outcome in words and numbers (no claim that the numbers do not make)."""
-    lines = [f"Equal training budget: {budget}. Same N, same evaluator, floors as in the table."]
+    budget = f"{gan_name}: {epochs[0]} epochs, {vae_name}: {epochs[1]} epochs"
+    if epochs[0] == epochs[1]:
+        lines = [f"Equal training budget: {budget}. Same N, same evaluator, floors as in the table."]
+    else:  # say so: a comparison at unequal budgets must not read as a fair one
+        lines = [f"Unequal training budgets: {budget}; read the comparison with that in mind. Same N, "
+                 f"same evaluator, floors as in the table."]
     for key, title, better in GAN_VS_VAE_KEYS:
         if key not in gan or key not in vae:
             continue
@@ -221,8 +226,8 @@ def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_d
     gans = [n for n in images if params.variants[n].family == "dcgan" and n not in conditional]
     if gans and vaes:
         g, v = gans[0], vaes[0]
-        budget = f"{g}: {params.variants[g].epochs} epochs, {v}: {params.variants[v].epochs} epochs"
-        sections.append(Section("GAN vs VAE", gan_vs_vae(metrics[g], metrics[v], g, v, budget)))
+        epochs = (params.variants[g].epochs, params.variants[v].epochs)
+        sections.append(Section("GAN vs VAE", gan_vs_vae(metrics[g], metrics[v], g, v, epochs)))
     for kind, columns in (("ring8", MIXTURE_COLUMNS), ("grid25", MIXTURE_COLUMNS),
                           ("stacked_digits", STACKED_COLUMNS)):
         names = [n for n in metrics if kinds[n] == kind]

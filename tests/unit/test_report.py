@@ -8,7 +8,7 @@ import numpy as np
 from helpers import tiny_points_params
 from pipeline.config import parse_params
 from pipeline.images import make_grid, save_png, to_uint8
-from pipeline.report import build_sections, write_report
+from pipeline.report import build_sections, gan_vs_vae, write_report
 from pipeline.train.checkpoint import write_history
 
 
@@ -87,3 +87,12 @@ def test_tuning_section_compares_the_default_and_the_best_trial(tmp_path):
         "default result": "150 +- 30 (3 ep)", "best config": "lr_g=0.00123", "best result": "120 +- 30 (3 ep)",
         "trial-epochs": "7 of 12", "applied to params": "no"}
     assert tuning_section(params, tmp_path / "missing") is None
+
+
+def test_gan_vs_vae_says_whether_the_budgets_are_equal():
+    gan, vae = {"fid": 40.0}, {"fid": 90.0}
+    assert gan_vs_vae(gan, vae, "dcgan", "vae", (500, 500))[0].startswith(
+        "Equal training budget: dcgan: 500 epochs, vae: 500 epochs.")
+    unequal = gan_vs_vae(gan, vae, "dcgan", "vae", (500, 150))
+    assert unequal[0].startswith("Unequal training budgets: dcgan: 500 epochs, vae: 150 epochs;")
+    assert "FID (lower is better): dcgan 40, vae 90 -> dcgan is better." in unequal
