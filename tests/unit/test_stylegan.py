@@ -200,8 +200,8 @@ def test_style_metrics_mixing_grid_and_the_mix_command(tmp_path, prepared_digits
     restore(nets, family.optimizers(nets), state)
     assert nets["G_ema"].growth == (2, 1.0)
 
-    metrics = style_metrics(family, nets, evaluator, 60, seed=0)
-    assert metrics["ppl_z"] > 0 and metrics["ppl_w"] > 0
+    metrics = style_metrics(family, nets, evaluator, 60, seed=0, ppl_pairs=200)
+    assert metrics["ppl_z"] > 0 and metrics["ppl_w"] > 0 and metrics["ppl_pairs"] == 200
     if metrics["mix_pairs"]:  # (two epochs of a tiny G may still draw one class only)
         assert 0 <= metrics["mix_follows_coarse"] <= 1 and 0 <= metrics["mix_follows_fine"] <= 1
         assert metrics["mix_follows_coarse"] + metrics["mix_follows_fine"] <= 1
