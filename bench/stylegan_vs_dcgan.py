@@ -70,9 +70,9 @@ def main() -> None:
     evaluator = load_evaluator(ROOT / "evaluators/digits")
     overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
     configs = {name: {**params.variant(name).model_dump(mode="json"), **overrides} for name in args.models}
+    epochs = args.epochs or 100_000  # without --epochs, stopped by the clock
     results = {}
     for name in args.models:
-        epochs = args.epochs or 100_000  # without --epochs, stopped by the clock
         cfg = variant_from_dict({**configs[name], "epochs": epochs})
         family, nets, info = train_for(cfg, data, None if args.epochs else args.minutes)
         metrics = evaluate_generator(family, nets, data.spec, evaluator)
