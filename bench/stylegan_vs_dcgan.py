@@ -14,6 +14,8 @@ style-mixing class-following rates (pipeline.style_eval). Models: the ``dcgan``,
 runs side by side with ``--threads 1``); ``--set key=value`` overrides a key of every listed model:
 
     python bench/stylegan_vs_dcgan.py --models stylegan --threads 1 --epochs 227 --set mapping_lr_mult=1.0
+
+``--eval-at 100 200`` also evaluates after those epochs (kept under "during" in the output).
 """
 
 from __future__ import annotations
@@ -39,14 +41,30 @@ from pipeline.metrics.features import load_evaluator  # noqa: E402
 from pipeline.style_eval import style_metrics  # noqa: E402
 
 
-def train_for(cfg, data, minutes: float | None) -> tuple[object, dict, dict]:
+SHOWN = ("fid", "fid_floor", "kid_mean", "ppl_w", "ppl_z", "mix_follows_coarse")
+
+
+def evaluate(family, nets, data, evaluator) -> dict:
+    """What `evaluate@<variant>` reports (FID, KID, PR/DC), plus the StyleGAN metrics for StyleGANs."""
+    metrics = evaluate_generator(family, nets, data.spec, evaluator)
+    if family.cfg.family == "stylegan":
+        metrics.update(style_metrics(family, nets, evaluator, metrics["n_samples"], family.cfg.eval.seed))
+    return {k: metrics[k] for k in metrics if not k.startswith("precision_floor")}
+
+
+def train_for(cfg, data, minutes: float | None, on_epoch=None) -> tuple[object, dict, dict]:
     """Train until ``minutes`` of training time have passed (whole epochs), or for ``cfg.epochs``
-    when ``minutes`` is None; returns (family, nets, info)."""
+    when ``minutes`` is None, calling ``on_epoch(epoch, family, nets)`` after each epoch (its time
+    is not counted as training); returns (family, nets, info)."""
+    elapsed = 0.0
     started = time.perf_counter()
     for epoch, family, nets, rate in plain_epochs(cfg, data):
-        elapsed = time.perf_counter() - started
+        elapsed += time.perf_counter() - started
         if minutes is not None and elapsed >= minutes * 60:
             break
+        if on_epoch is not None:
+            on_epoch(epoch, family, nets)
+        started = time.perf_counter()
     info = {"epochs": epoch, "train_seconds": elapsed, "images": epoch * (len(data.x_train) // cfg.batch_size)
             * cfg.batch_size, "last_epoch_samples_per_s": rate}
     if cfg.family == "stylegan":
@@ -60,6 +78,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", nargs="+", default=["dcgan", "stylegan", "stylegan_no_mapping"])
     parser.add_argument("--epochs", type=int, default=None, help="train this many epochs instead of --minutes")
+    parser.add_argument("--eval-at", nargs="*", type=int, default=[], help="also evaluate after these epochs")
     parser.add_argument("--set", nargs="*", default=[], help="key=value overrides (YAML values) for every model")
     parser.add_argument("--params", type=Path, default=ROOT / "profiles/stylegan.yaml")
     parser.add_argument("--out", type=Path)
@@ -74,13 +93,16 @@ def main() -> None:
     results = {}
     for name in args.models:
         cfg = variant_from_dict({**configs[name], "epochs": epochs})
-        family, nets, info = train_for(cfg, data, None if args.epochs else args.minutes)
-        metrics = evaluate_generator(family, nets, data.spec, evaluator)
-        if cfg.family == "stylegan":
-            metrics.update(style_metrics(family, nets, evaluator, metrics["n_samples"], cfg.eval.seed))
-        results[name] = {**info, **{k: metrics[k] for k in metrics if not k.startswith("precision_floor")}}
-        print(json.dumps({name: {k: results[name][k] for k in ("epochs", "train_seconds", "fid", "fid_floor",
-                                                                "kid_mean") if k in results[name]}}), flush=True)
+        during = {}
+
+        def evaluate_at(epoch, family, nets):  # the trajectory, at the --eval-at epochs
+            if epoch in args.eval_at:
+                during[epoch] = evaluate(family, nets, data, evaluator)
+                print(json.dumps({name: {"epoch": epoch, **{k: during[epoch].get(k) for k in SHOWN}}}), flush=True)
+
+        family, nets, info = train_for(cfg, data, None if args.epochs else args.minutes, evaluate_at)
+        results[name] = {**info, **evaluate(family, nets, data, evaluator), **({"during": during} if during else {})}
+        print(json.dumps({name: {k: results[name].get(k) for k in ("epochs", "train_seconds", *SHOWN)}}), flush=True)
     report = {"minutes": None if args.epochs else args.minutes, "epochs": args.epochs, "threads": args.threads,
               "configs": configs, "results": results}
     if "dcgan" in results and "stylegan" in results:
