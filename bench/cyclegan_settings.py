@@ -24,10 +24,23 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from plain import plain_epochs  # noqa: E402
 from pipeline.config import load_params, variant_from_dict  # noqa: E402
-from pipeline.data import load_prepared  # noqa: E402
+from pipeline.data import load_prepared, to_unit_range  # noqa: E402
 from pipeline.evaluate import evaluate_translation  # noqa: E402
+from pipeline.evaluator import label_accuracy  # noqa: E402
+from pipeline.metrics.features import load_evaluator  # noqa: E402
 
 SHOWN = ("label_preservation_ab", "label_preservation_ba", "fid_ab", "fid_ba", "cycle_l1_a", "cycle_l1_b")
+
+
+def source_judged(family, nets, data, evaluator_dir: str) -> dict:
+    """A diagnostic: the share of translations that the *source* domain's evaluator still gives the
+    source label (is the digit still there, in the source domain's eyes?), both directions."""
+    out = {}
+    for direction, x, y, source in (("ab", data.x_test, data.y_test, "A"), ("ba", data.x_test_b, data.y_test_b, "B")):
+        translated = family.translate(nets, to_unit_range(x), direction.upper())
+        out[f"source_judged_{direction}"] = label_accuracy(load_evaluator(f"{evaluator_dir}/{source}").model,
+                                                           translated, y)
+    return out
 
 
 def main() -> None:
@@ -53,7 +66,7 @@ def main() -> None:
             continue
         metrics = evaluate_translation(family, nets, data, evaluator_dir)
         row = {"epoch": epoch, "minutes": (time.perf_counter() - started) / 60, "samples_per_s": rate,
-               **{key: metrics.get(key) for key in SHOWN}}
+               **{key: metrics.get(key) for key in SHOWN}, **source_judged(family, nets, data, evaluator_dir)}
         history.append(row)
         print("EVAL " + " ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
               flush=True)
