@@ -17,6 +17,11 @@ G_BA(b) + n, n ~ N(0, sigma^2) per pixel: a generator can then no longer hide th
 low-amplitude signal that the other generator decodes (Chu et al. 2017, "CycleGAN, a master of
 steganography"), so what makes the way back possible has to be visible in the translation.
 
+With ``lambda_self`` = mu > 0 (not in the paper) the G phase adds mu * (|G_AB(a) - a|_1 + |G_BA(b) - b|_1),
+the self-regularisation of Shrivastava et al. (2017, SimGAN): a translation stays close to its own
+source pixel by pixel, which rules out the class permutations a cycle alone allows when both domains
+draw the same objects in the same place (here: centred digits).
+
 With ``augment`` (not in the paper), D_A and D_B see every image, real or generated, through the same
 kind of random DiffAugment transform T in both phases (Zhao et al. 2020), the small-data remedy.
 
@@ -106,7 +111,9 @@ class CycleGANFamily:
             cycle = l1_distance(G_BA(noisy(fake_b)), real_a) + l1_distance(G_AB(noisy(fake_a)), real_b)
             identity = (l1_distance(G_AB(real_b), real_b) + l1_distance(G_BA(real_a), real_a)
                         if identity_weight > 0 else torch.zeros((), device=real_a.device))
-            loss_g = adversarial + cfg.lambda_cycle * cycle + identity_weight * identity
+            self_reg = (l1_distance(fake_b, real_a) + l1_distance(fake_a, real_b)
+                        if cfg.lambda_self > 0 else torch.zeros((), device=real_a.device))
+            loss_g = adversarial + cfg.lambda_cycle * cycle + identity_weight * identity + cfg.lambda_self * self_reg
         g_params = [*G_AB.parameters(), *G_BA.parameters()]
         opts["G"].zero_grad(set_to_none=True)
         loss_g.backward()
@@ -126,6 +133,7 @@ class CycleGANFamily:
         opts["D"].step()
         return {"loss/G": float(loss_g.detach()), "loss/G_adv": float(adversarial.detach()),
                 "loss/cycle": float(cycle.detach()), "loss/identity": float(identity.detach()),
+                "loss/self": float(self_reg.detach()),
                 "loss/D_A": float(loss_d_a.detach()), "loss/D_B": float(loss_d_b.detach()),
                 "grad_norm/G": g_norm, "lr": lr}
 

@@ -144,6 +144,22 @@ def test_cycle_noise_perturbs_what_the_cycle_translates_back():
         parse_params(cyclegan_raw(cycle_noise=-0.1))
 
 
+def test_self_regularisation_is_the_l1_between_each_translation_and_its_source():
+    fam = family_for(parse_params(cyclegan_raw(lambda_self=2.0)).variant("cyclegan"))
+    torch.manual_seed(0)
+    nets = fam.build(DataSpec(1, 16, 10))
+    a, b = batch(0)
+    with torch.no_grad():  # the step's own forward pass, before its update
+        expected = float(l1_distance(nets["G_AB"](a), a) + l1_distance(nets["G_BA"](b), b))
+    scalars = fam.train_step(nets, fam.optimizers(nets), (a, b), step_env())
+    assert scalars["loss/self"] == pytest.approx(expected, rel=1e-5)
+    assert scalars["loss/G"] == pytest.approx(scalars["loss/G_adv"] + 10 * scalars["loss/cycle"]
+                                              + 5 * scalars["loss/identity"] + 2 * expected, rel=1e-5)
+    assert family_for(parse_params(cyclegan_raw()).variant("cyclegan")).cfg.lambda_self == 0.0  # the paper
+    with pytest.raises(ConfigError, match="lambda_self"):
+        parse_params(cyclegan_raw(lambda_self=-1.0))
+
+
 def test_resume_from_a_checkpoint_continues_exactly(tmp_path):
     fam = family_for(parse_params(cyclegan_raw()).variant("cyclegan"))
 
