@@ -46,16 +46,33 @@ def growth_problems(params: Params, name: str, n_train: int) -> list[str]:
             f"{needed:,}; allowed: epochs >= {-(-needed // per_epoch)} or a shorter schedule"]
 
 
+# Set to 1 where the cluster's autoscaler starts GPU nodes on demand (none may be up when a job starts).
+WAIT_FOR_GPU_ENV = "GAN_LAB_WAIT_FOR_GPU"
+
+
+def cluster_gpu_problems(name: str, resources: dict[str, float]) -> list[str]:
+    """``use_gpu`` on a Ray cluster that has no GPU: Ray Train would wait for one forever."""
+    if resources.get("GPU", 0) >= 1:
+        return []
+    return [f"params.yaml: variants.{name}.use_gpu = True: the Ray cluster at {os.environ.get('RAY_ADDRESS')} has "
+            f"no GPU (CPU: {resources.get('CPU', 0):g}); set use_gpu: false (and precision: fp32), add GPU nodes, "
+            f"or set {WAIT_FOR_GPU_ENV}=1 if its autoscaler starts GPU nodes on demand"]
+
+
 def check_runtime(params: Params, name: str, root: Path | None = None, n_train: int | None = None) -> None:
-    """Problems only visible at run time, raised as ConfigError before Ray starts: ``use_gpu`` with
-    no GPU here and no cluster to run on, a StyleGAN schedule longer than its training (needs the
+    """Problems only visible at run time, raised as ConfigError before any training: ``use_gpu`` with
+    no GPU here and no cluster to run on, or on a cluster without GPUs, a StyleGAN schedule longer than its training (needs the
     prepared data's ``n_train``), or an MLflow tracking server that is unreachable or refuses the
     credentials."""
     cfg = params.variant(name)
     problems = []
-    if cfg.use_gpu and not torch.cuda.is_available() and not os.environ.get("RAY_ADDRESS"):
-        problems.append(f"params.yaml: variants.{name}.use_gpu = True: no CUDA GPU on this machine "
-                        "and no RAY_ADDRESS cluster to run on; set use_gpu: false (and precision: fp32)")
+    if cfg.use_gpu and not torch.cuda.is_available():
+        if not os.environ.get("RAY_ADDRESS"):
+            problems.append(f"params.yaml: variants.{name}.use_gpu = True: no CUDA GPU on this machine "
+                            "and no RAY_ADDRESS cluster to run on; set use_gpu: false (and precision: fp32)")
+        elif os.environ.get(WAIT_FOR_GPU_ENV) != "1":
+            from pipeline.train import launcher  # imports ray: only for a GPU job on a cluster
+            problems += cluster_gpu_problems(name, launcher.cluster_resources())
     if cfg.family == "stylegan" and n_train is not None:
         problems += growth_problems(params, name, n_train)
     if root is not None and (problem := tracking.server_problem(tracking.tracking_uri(root))):

@@ -97,6 +97,12 @@ def init_ray() -> None:
                  log_to_driver=True)
 
 
+def cluster_resources() -> dict[str, float]:
+    """The resources of the Ray cluster this driver runs on (joins or starts it first)."""
+    init_ray()
+    return ray.cluster_resources()
+
+
 # What Ray's workers need from the driver's environment: MLflow's server address and credentials
 # (rank 0 logs), the experiment name, the checkpoint storage and the report polling interval.
 FORWARDED_ENV = (TRAIN_POLL_ENV, "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",

@@ -21,12 +21,13 @@ from pipeline.config import ConfigError, parse_params
 from pipeline.data import load_prepared
 from pipeline.families import family_for
 from pipeline.families.base import StepEnv, autocast_for
+from pipeline.train import launcher
 from pipeline.train.driver import check_runtime
 from pipeline.train.storage import RunStorage
 from pipeline.train.sharding import training_batches
 
 
-def test_bf16_needs_gpu_workers_and_use_gpu_needs_a_gpu_or_a_cluster(monkeypatch):
+def test_bf16_needs_gpu_workers_and_use_gpu_needs_a_gpu_here_or_in_the_cluster(monkeypatch):
     with pytest.raises(ConfigError) as info:
         parse_params(tiny_params(precision="bf16"))
     assert info.value.problems == ["params.yaml: variants.dcgan.precision = 'bf16': bf16 autocast needs use_gpu: "
@@ -38,7 +39,18 @@ def test_bf16_needs_gpu_workers_and_use_gpu_needs_a_gpu_or_a_cluster(monkeypatch
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     with pytest.raises(ConfigError, match="use_gpu = True: no CUDA GPU on this machine and no RAY_ADDRESS"):
         check_runtime(params, "dcgan")
-    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # a cluster may have the GPUs
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")  # a cluster may have the GPUs: asked, not assumed
+    monkeypatch.setattr(launcher, "cluster_resources", lambda: {"CPU": 8.0, "GPU": 2.0})
+    check_runtime(params, "dcgan")
+    monkeypatch.setattr(launcher, "cluster_resources", lambda: {"CPU": 8.0})
+    with pytest.raises(ConfigError) as info:
+        check_runtime(params, "dcgan")
+    assert info.value.problems == [
+        "params.yaml: variants.dcgan.use_gpu = True: the Ray cluster at 10.0.0.1:6379 has no GPU (CPU: 8); set "
+        "use_gpu: false (and precision: fp32), add GPU nodes, or set GAN_LAB_WAIT_FOR_GPU=1 if its autoscaler "
+        "starts GPU nodes on demand"]
+    monkeypatch.setenv("GAN_LAB_WAIT_FOR_GPU", "1")  # an autoscaling cluster: not asked
+    monkeypatch.setattr(launcher, "cluster_resources", lambda: pytest.fail("the cluster was queried"))
     check_runtime(params, "dcgan")
 
 
