@@ -14,6 +14,7 @@ from _common import ROOT, params_or_exit, setup_logging
 from pipeline.config import ConfigError, Params
 from pipeline import tracking
 from pipeline.data import load_prepared
+from pipeline.train.driver import gpu_problems
 from pipeline.tune.checks import pbt_shape_problems
 
 
@@ -27,6 +28,8 @@ def check(params: Params, variant: str, prepared: Path, evaluators: Path) -> Non
             raise ConfigError([f"{path}: missing; run `dvc repro prepare@{dataset} evaluator@{dataset}` first"])
     if problem := tracking.server_problem(tracking.tracking_uri(ROOT)):
         raise ConfigError([problem])
+    if problems := gpu_problems(params.variant(variant), variant):  # every trial trains with use_gpu
+        raise ConfigError(problems)
     if params.tune[variant].scheduler == "pbt":
         problems = pbt_shape_problems(params, variant, load_prepared(prepared / f"{dataset}.npz").spec)
         if problems:

@@ -67,7 +67,7 @@ def split(images: np.ndarray, labels: np.ndarray, test_fraction: float,
           seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Stratified, seeded (x_train, x_test, y_train, y_test): every dataset built from the digits
     (digits, stacked digits, domain A of digits_to_typed) holds out the same test digits."""
-    from sklearn.model_selection import train_test_split  # here: scikit-learn takes 2 s to import,
+    from sklearn.model_selection import train_test_split  # here: scikit-learn is slow to import (0.6 s),
     # and every stage and Ray worker imports this package, but only `prepare` splits
     return train_test_split(images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 def load_digit_images(image_size: int) -> tuple[np.ndarray, np.ndarray]:
     """Return ``(images [N, 1, S, S] uint8, labels [N] int64)``."""
-    from sklearn.datasets import load_digits  # here: scikit-learn takes 2 s to import (only `prepare` needs it)
+    from sklearn.datasets import load_digits  # here: scikit-learn is slow to import (only `prepare` needs it)
 
     bunch = load_digits()
     raw = (bunch.images / 16.0 * 255.0).round().astype(np.uint8)  # [N, 8, 8], 0..16 -> 0..255

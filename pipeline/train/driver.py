@@ -50,33 +50,54 @@ def growth_problems(params: Params, name: str, n_train: int) -> list[str]:
 WAIT_FOR_GPU_ENV = "GAN_LAB_WAIT_FOR_GPU"
 
 
-def cluster_gpu_problems(name: str, resources: dict[str, float]) -> list[str]:
-    """``use_gpu`` on a Ray cluster that has no GPU: Ray Train would wait for one forever."""
-    if resources.get("GPU", 0) >= 1:
+def cluster_gpu_problems(name: str, workers: int, resources: dict[str, float]) -> list[str]:
+    """``use_gpu`` on a Ray cluster with fewer GPUs than workers: Ray Train would wait forever."""
+    gpus = resources.get("GPU", 0)
+    if gpus >= workers:
         return []
-    return [f"params.yaml: variants.{name}.use_gpu = True: the Ray cluster at {os.environ.get('RAY_ADDRESS')} has "
-            f"no GPU (CPU: {resources.get('CPU', 0):g}); set use_gpu: false (and precision: fp32), add GPU nodes, "
-            f"or set {WAIT_FOR_GPU_ENV}=1 if its autoscaler starts GPU nodes on demand"]
+    return [f"params.yaml: variants.{name}.use_gpu = True: {workers} worker(s) need a GPU each, the Ray cluster at "
+            f"{os.environ.get('RAY_ADDRESS')} has {gpus:g} (CPU: {resources.get('CPU', 0):g}); set use_gpu: false "
+            f"(and precision: fp32), add GPU nodes, or set {WAIT_FOR_GPU_ENV}=1 if its autoscaler starts GPU nodes "
+            "on demand"]
+
+
+def gpu_problems(cfg: TrainingConfig, name: str, join_cluster: bool = True) -> list[str]:
+    """``use_gpu`` where its workers cannot all get a GPU: none (or too few) on this machine and no
+    ``RAY_ADDRESS``, or too few in the cluster at ``RAY_ADDRESS`` (joined to ask, unless
+    ``join_cluster`` is False or GAN_LAB_WAIT_FOR_GPU=1 says GPU nodes will come)."""
+    if not cfg.use_gpu:
+        return []
+    if not os.environ.get("RAY_ADDRESS"):
+        if not torch.cuda.is_available():
+            return [f"params.yaml: variants.{name}.use_gpu = True: no CUDA GPU on this machine and no RAY_ADDRESS "
+                    "cluster to run on; set use_gpu: false (and precision: fp32)"]
+        if torch.cuda.device_count() < cfg.num_workers:
+            return [f"params.yaml: variants.{name}.use_gpu = True: {cfg.num_workers} worker(s) need a GPU each, this "
+                    f"machine has {torch.cuda.device_count()}; lower num_workers or join a cluster (RAY_ADDRESS)"]
+        return []
+    if not join_cluster or os.environ.get(WAIT_FOR_GPU_ENV) == "1":
+        return []
+    from pipeline.train import launcher  # imports ray: only for a GPU job on a cluster
+    try:
+        resources = launcher.cluster_resources()
+    except Exception as err:  # a wrong or unreachable address: say so in one line, not a traceback
+        return [f"RAY_ADDRESS={os.environ['RAY_ADDRESS']}: cannot join the Ray cluster ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''})"]
+    return cluster_gpu_problems(name, cfg.num_workers, resources)
 
 
 def check_runtime(params: Params, name: str, root: Path | None = None, n_train: int | None = None) -> None:
-    """Problems only visible at run time, raised as ConfigError before any training: ``use_gpu`` with
-    no GPU here and no cluster to run on, or on a cluster without GPUs, a StyleGAN schedule longer than its training (needs the
-    prepared data's ``n_train``), or an MLflow tracking server that is unreachable or refuses the
-    credentials."""
+    """Problems only visible at run time, raised as ConfigError before any training: a StyleGAN
+    schedule longer than its training (needs the prepared data's ``n_train``), an MLflow tracking
+    server that is unreachable or refuses the credentials, and ``use_gpu`` where the workers cannot
+    all get a GPU (:func:`gpu_problems`; the cluster is joined to ask only if nothing else is wrong)."""
     cfg = params.variant(name)
     problems = []
-    if cfg.use_gpu and not torch.cuda.is_available():
-        if not os.environ.get("RAY_ADDRESS"):
-            problems.append(f"params.yaml: variants.{name}.use_gpu = True: no CUDA GPU on this machine "
-                            "and no RAY_ADDRESS cluster to run on; set use_gpu: false (and precision: fp32)")
-        elif os.environ.get(WAIT_FOR_GPU_ENV) != "1":
-            from pipeline.train import launcher  # imports ray: only for a GPU job on a cluster
-            problems += cluster_gpu_problems(name, launcher.cluster_resources())
     if cfg.family == "stylegan" and n_train is not None:
         problems += growth_problems(params, name, n_train)
     if root is not None and (problem := tracking.server_problem(tracking.tracking_uri(root))):
         problems.append(problem)
+    problems += gpu_problems(cfg, name, join_cluster=not problems)
     if problems:
         raise ConfigError(problems)
 

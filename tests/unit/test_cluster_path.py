@@ -46,9 +46,21 @@ def test_bf16_needs_gpu_workers_and_use_gpu_needs_a_gpu_here_or_in_the_cluster(m
     with pytest.raises(ConfigError) as info:
         check_runtime(params, "dcgan")
     assert info.value.problems == [
-        "params.yaml: variants.dcgan.use_gpu = True: the Ray cluster at 10.0.0.1:6379 has no GPU (CPU: 8); set "
-        "use_gpu: false (and precision: fp32), add GPU nodes, or set GAN_LAB_WAIT_FOR_GPU=1 if its autoscaler "
-        "starts GPU nodes on demand"]
+        "params.yaml: variants.dcgan.use_gpu = True: 1 worker(s) need a GPU each, the Ray cluster at 10.0.0.1:6379 "
+        "has 0 (CPU: 8); set use_gpu: false (and precision: fp32), add GPU nodes, or set GAN_LAB_WAIT_FOR_GPU=1 if "
+        "its autoscaler starts GPU nodes on demand"]
+    two_workers = parse_params(tiny_params(use_gpu=True, num_workers=2))
+    monkeypatch.setattr(launcher, "cluster_resources", lambda: {"CPU": 8.0, "GPU": 1.0})
+    with pytest.raises(ConfigError, match="2 worker.s. need a GPU each, the Ray cluster at 10.0.0.1:6379 has 1 "):
+        check_runtime(two_workers, "dcgan")
+
+    def unreachable():
+        raise ConnectionError("could not connect to 10.0.0.1:6379\nmore detail")
+    monkeypatch.setattr(launcher, "cluster_resources", unreachable)
+    with pytest.raises(ConfigError) as info:
+        check_runtime(params, "dcgan")
+    assert info.value.problems == ["RAY_ADDRESS=10.0.0.1:6379: cannot join the Ray cluster (ConnectionError: could "
+                                   "not connect to 10.0.0.1:6379)"]
     monkeypatch.setenv("GAN_LAB_WAIT_FOR_GPU", "1")  # an autoscaling cluster: not asked
     monkeypatch.setattr(launcher, "cluster_resources", lambda: pytest.fail("the cluster was queried"))
     check_runtime(params, "dcgan")
@@ -139,3 +151,21 @@ def test_a_node_without_the_data_file_gets_it_from_the_object_store(ray_cluster,
     assert local[DATA_KEY] is None and local["data_path"] != str(tmp_path / "digits.npz")
     again, original = load_prepared(local["data_path"]), load_prepared(prepared_digits)
     assert again.sha256 == original.sha256 and np.array_equal(again.x_train, original.x_train)
+
+
+def test_tune_stage_refuses_use_gpu_without_a_gpu_before_ray_starts(tmp_path):
+    raw = tiny_params(use_gpu=True)
+    raw["tune"] = {"dcgan": {"max_epochs": 2, "space": {"lr_g": "loguniform(1e-4, 1e-2)"}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    for path in (tmp_path / "prepared" / "digits.npz", tmp_path / "evaluators" / "digits" / "meta.json"):
+        path.parent.mkdir(parents=True)
+        path.touch()  # the stage only checks that they exist before it refuses
+    env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+    env.update(CUDA_VISIBLE_DEVICES="", MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path}/mlflow.db")
+    result = subprocess.run([sys.executable, str(ROOT / "stages" / "tune.py"), "--variant", "dcgan", "--prepared",
+                             "prepared", "--evaluators", "evaluators", "--out", "tune/dcgan", "--storage", "ray"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == ("error: params.yaml: variants.dcgan.use_gpu = True: no CUDA GPU on this machine "
+                                     "and no RAY_ADDRESS cluster to run on; set use_gpu: false (and precision: fp32)")
+    assert not (tmp_path / "tune").exists() and not (tmp_path / "ray").exists()
