@@ -31,9 +31,9 @@ from pipeline.data import load_prepared  # noqa: E402
 def nearest_label_agreement(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray,
                             reference_labels: np.ndarray) -> float:
     """The share of query images whose pixel-nearest reference image has the same label."""
-    q, r = query.reshape(len(query), -1).astype(np.float64), reference.reshape(len(reference), -1).astype(np.float64)
-    squared = (q ** 2).sum(1)[:, None] - 2 * q @ r.T + (r ** 2).sum(1)[None]
-    return float((reference_labels[squared.argmin(axis=1)] == query_labels).mean())
+    q, r = (torch.as_tensor(x, dtype=torch.float64).flatten(1) for x in (query, reference))
+    nearest = torch.cdist(q, r).argmin(dim=1).numpy()
+    return float((reference_labels[nearest] == query_labels).mean())
 
 
 def moment_normalise(images: np.ndarray, spread_x: float = 0.35, spread_y: float = 0.45) -> np.ndarray:

@@ -16,13 +16,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from plain import plain_epochs  # noqa: E402
+from plain import parse_overrides, plain_epochs  # noqa: E402
 from pipeline.config import load_params, variant_from_dict  # noqa: E402
 from pipeline.data import load_prepared, to_unit_range  # noqa: E402
 from pipeline.evaluate import evaluate_translation  # noqa: E402
@@ -56,7 +55,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     variant = load_params(args.params).variant(args.variant)
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = parse_overrides(args.set)
     cfg = variant_from_dict({**variant.model_dump(mode="json"), **overrides, "epochs": args.epochs})
     data = load_prepared(args.root / f"data/prepared/{cfg.dataset}.npz")
     evaluator_dir = str(args.root / f"evaluators/{cfg.dataset}")

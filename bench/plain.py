@@ -7,6 +7,7 @@ import time
 from typing import Iterator
 
 import torch
+import yaml
 
 from pipeline.config import TrainingConfig
 from pipeline.data import Prepared
@@ -14,6 +15,11 @@ from pipeline.families import Family, Nets, family_for
 from pipeline.families.base import StepEnv, autocast_for
 from pipeline.train.loop import epoch_seed
 from pipeline.train.sharding import training_batches
+
+
+def parse_overrides(items: list[str]) -> dict:
+    """The benches' ``--set key=value ...`` as a dict, each value read as YAML (``0.3`` -> 0.3)."""
+    return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
 
 
 def plain_epochs(cfg: TrainingConfig, data: Prepared, device: str = "cpu") -> Iterator[tuple[int, Family, Nets, float]]:

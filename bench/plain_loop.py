@@ -15,9 +15,8 @@ import json
 import time
 
 import torch
-import yaml
 
-from plain import plain_epochs
+from plain import parse_overrides, plain_epochs
 from pipeline.config import load_params, variant_from_dict
 from pipeline.data import load_prepared
 from pipeline.evaluate import image_metrics, sample_count
@@ -35,11 +34,7 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], help="key=value overrides (YAML values)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    base = load_params().variant(args.variant).model_dump(mode="json")
-    for item in args.set:
-        key, value = item.split("=", 1)
-        base[key] = yaml.safe_load(value)
-    cfg = variant_from_dict(base)
+    cfg = variant_from_dict({**load_params().variant(args.variant).model_dump(mode="json"), **parse_overrides(args.set)})
     data = load_prepared(f"data/prepared/{cfg.dataset}.npz")
     evaluator = load_evaluator(f"evaluators/{cfg.dataset}")
     n = sample_count(cfg, len(evaluator.test_features))

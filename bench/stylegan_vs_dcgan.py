@@ -27,13 +27,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from plain import plain_epochs  # noqa: E402
+from plain import parse_overrides, plain_epochs  # noqa: E402
 from pipeline.config import load_params, variant_from_dict  # noqa: E402
 from pipeline.data import load_prepared  # noqa: E402
 from pipeline.evaluate import evaluate_generator  # noqa: E402
@@ -87,7 +86,7 @@ def main() -> None:
     params = load_params(args.params)
     data = load_prepared(ROOT / "data/prepared/digits.npz")
     evaluator = load_evaluator(ROOT / "evaluators/digits")
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
+    overrides = parse_overrides(args.set)
     configs = {name: {**params.variant(name).model_dump(mode="json"), **overrides} for name in args.models}
     epochs = args.epochs or 100_000  # without --epochs, stopped by the clock
     results = {}

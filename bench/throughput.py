@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from plain import plain_epochs
+from plain import parse_overrides, plain_epochs
 from pipeline.config import load_params, variant_from_dict
 from pipeline.data import load_prepared
 from pipeline.train.launcher import init_ray, run_training
@@ -54,8 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     variant = load_params(args.params).variant(args.variant)
     data = (args.root / "data" / "prepared" / f"{variant.dataset}.npz").resolve()
-    overrides = {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in args.set)}
-    base = {**variant.model_dump(mode="json"), **overrides, "epochs": args.epochs}
+    base = {**variant.model_dump(mode="json"), **parse_overrides(args.set), "epochs": args.epochs}
 
     def cfg(**overrides):
         return variant_from_dict({**base, **overrides})
