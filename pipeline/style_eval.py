@@ -42,9 +42,11 @@ def _render(G, ws: torch.Tensor, noise_seed: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def perceptual_path_length(G, evaluator: Evaluator, n: int, seed: int, space: str = "z", eps: float = 1e-4) -> float:
-    """PPL = E[ d(G(p(t)), G(p(t + eps))) / eps^2 ], d the squared feature distance, keeping the
-    1st-99th percentile of the n values. ``space`` "z": p = slerp between two z; "w": p = lerp
+def path_images(G, n: int, seed: int, space: str = "z", eps: float = 1e-4,
+                with_ends: bool = False) -> tuple[np.ndarray, ...]:
+    """The images perceptual path length compares, for n random paths p from z1 to z2: G(p(t)) and
+    G(p(t + eps)), t uniform in [0, 1]; with ``with_ends`` also G(p(0)) and G(p(1)), the paths' two
+    ends (to split PPL by their classes). ``space`` "z": p = slerp between the two z; "w": p = lerp
     between their w = f(z) (a generator without mapping layers has w = normalised z)."""
     generator = torch.Generator().manual_seed(seed)
     z1, z2 = torch.randn(n, G.z_dim, generator=generator), torch.randn(n, G.z_dim, generator=generator)
@@ -54,12 +56,21 @@ def perceptual_path_length(G, evaluator: Evaluator, n: int, seed: int, space: st
     else:
         w1, w2 = G.mapping(z1), G.mapping(z2)
         w_a, w_b = torch.lerp(w1, w2, t), torch.lerp(w1, w2, t + eps)
-    layers = G.num_layers
-    a = _render(G, w_a.unsqueeze(1).expand(-1, layers, -1), seed)
-    b = _render(G, w_b.unsqueeze(1).expand(-1, layers, -1), seed)
-    d = ((evaluator.features(a) - evaluator.features(b)) ** 2).sum(axis=1) / eps ** 2
-    low, high = np.percentile(d, [1, 99])
-    return float(d[(d >= low) & (d <= high)].mean())
+    points = [w_a, w_b] + ([G.mapping(z1), G.mapping(z2)] if with_ends else [])
+    return tuple(_render(G, w.unsqueeze(1).expand(-1, G.num_layers, -1), seed) for w in points)
+
+
+def trimmed_mean(values: np.ndarray) -> float:
+    """The mean of the values between their 1st and 99th percentiles (StyleGAN's PPL protocol)."""
+    low, high = np.percentile(values, [1, 99])
+    return float(values[(values >= low) & (values <= high)].mean())
+
+
+def perceptual_path_length(G, evaluator: Evaluator, n: int, seed: int, space: str = "z", eps: float = 1e-4) -> float:
+    """PPL = E[ d(G(p(t)), G(p(t + eps))) / eps^2 ], d the squared distance of the evaluator's
+    features, keeping the 1st-99th percentile of the n values (paths p as in ``path_images``)."""
+    a, b = path_images(G, n, seed, space, eps)
+    return trimmed_mean(((evaluator.features(a) - evaluator.features(b)) ** 2).sum(axis=1) / eps ** 2)
 
 
 @torch.no_grad()

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from helpers import stylegan_params
 from pipeline.models.stylegan import AdaIN, MappingNetwork, StyleDiscriminator, StyleGenerator, mixed_latents
+from pipeline.style_eval import path_images, trimmed_mean
 
 
 def test_adain_normalises_each_channel_then_applies_the_style():
@@ -105,6 +107,26 @@ def test_truncation_psi_0_gives_the_mean_image_for_any_z():
     assert torch.allclose(draw(za, 0.0), mean_image)
     assert not torch.allclose(draw(za), draw(zb))  # without truncation z matters
     assert (draw(za, 0.5) - mean_image).abs().mean() < (draw(za) - mean_image).abs().mean()
+
+
+def test_path_images_step_a_short_way_along_paths_between_their_ends():
+    torch.manual_seed(0)
+    G = StyleGenerator(8, 16, 2, 1, 16, 8).eval()
+    with torch.no_grad():
+        for layer in G.synthesis.layers:  # styles matter (a fresh AdaIN ignores w)
+            layer.adain.style.weight.normal_()
+    for space in ("w", "z"):
+        a, b, end1, end2 = path_images(G, 6, seed=3, space=space, eps=1e-4, with_ends=True)
+        assert a.shape == end1.shape == (6, 1, 16, 16)
+        step, across = np.abs(a - b).max(axis=(1, 2, 3)), np.abs(end1 - end2).max(axis=(1, 2, 3))
+        assert (step < 1e-2 * across).all()  # t and t + eps are close; the two ends are not
+        assert len(path_images(G, 6, seed=3, space=space)) == 2
+        assert np.array_equal(path_images(G, 6, seed=3, space=space)[0], a)  # seeded
+
+
+def test_trimmed_mean_drops_the_values_outside_the_1st_to_99th_percentile():
+    values = np.r_[np.ones(98), -1000.0, 1000.0]
+    assert trimmed_mean(values) == 1.0
 
 
 def test_mapping_keeps_the_scale_of_the_normalised_z():
