@@ -9,6 +9,9 @@ from pathlib import Path
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("DVC_NO_ANALYTICS", "true")
+# Ray Train's preemption watcher (for spot nodes) is one more actor per Train run; the suite's
+# ~30 short runs on one machine don't need it.
+os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
 os.environ.pop("RAY_ADDRESS", None)          # tests always use their own embedded Ray
 os.environ.pop("MLFLOW_TRACKING_URI", None)  # and their own temporary MLflow store
 
@@ -42,17 +45,24 @@ def prepared_ring8(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def evaluator(prepared_digits, tmp_path_factory):
-    """A digits evaluator (8 epochs of the classifier) with its real reference features."""
+def evaluator_dir(prepared_digits, tmp_path_factory) -> Path:
+    """A digits evaluator directory (8 epochs of the classifier), as `evaluator@digits` writes it."""
     from pipeline.config import EvaluatorConfig
     from pipeline.data import load_prepared
     from pipeline.evaluator import build_evaluator
-    from pipeline.metrics.features import load_evaluator
 
     out = tmp_path_factory.mktemp("evaluator") / "digits"
     meta = build_evaluator(EvaluatorConfig(epochs=8), load_prepared(prepared_digits), out)
     assert meta["test_accuracy"] > 0.85
-    return load_evaluator(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def evaluator(evaluator_dir):
+    """The digits evaluator with its real reference features."""
+    from pipeline.metrics.features import load_evaluator
+
+    return load_evaluator(evaluator_dir)
 
 
 @pytest.fixture(scope="session")

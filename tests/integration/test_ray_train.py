@@ -18,13 +18,13 @@ from pipeline.train.loop import TrainJob
 pytestmark = pytest.mark.integration
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_training_on_ray_writes_model_plots_and_mlflow_run(ray_cluster, prepared_digits, tmp_path, workers):
+def test_training_on_two_ray_workers_writes_model_plots_and_mlflow_run(ray_cluster, prepared_digits, tmp_path):
+    # (One worker takes the same path in test_dvc_pipeline.py's `dvc repro`.)
+    workers = 2
     params = parse_params(tiny_params(num_workers=workers, epochs=2))
     out, plots = tmp_path / "models" / "dcgan", tmp_path / "plots" / "dcgan.csv"
-    # Checkpoint storage as a path, and (1 worker) as a URI, the form s3:// and gs:// storage takes.
-    storage = (tmp_path / "ray").as_uri() if workers == 1 else tmp_path / "ray"
-    metrics = train_variant(params, "dcgan", prepared_digits, out, plots, storage, tmp_path)
+    # Checkpoint storage as a URI, the form s3:// and gs:// storage takes (plain paths: the other tests).
+    metrics = train_variant(params, "dcgan", prepared_digits, out, plots, (tmp_path / "ray").as_uri(), tmp_path)
 
     assert metrics["epoch"] == 2 and all(math.isfinite(metrics[k]) for k in ("loss/D", "loss/G", "grad_norm/G"))
     assert metrics["perf/samples_per_s"] > 0
@@ -66,8 +66,12 @@ def test_gan_ns_with_seeds_logs_both_gradient_norms_per_seed(ray_cluster, prepar
             assert len(history) == 2000 // 100 and all(math.isfinite(m.value) and m.value >= 0 for m in history)
 
 
-def make_worker(record: Path, fail_at_epoch: int | None, marker: Path | None):
-    """A worker that runs the real loop, records reported epochs and can fail once after an epoch."""
+def make_worker(record: Path, fail_after_epoch: int | None, marker: Path | None):
+    """A worker that runs the real loop, records reported epochs and can fail once, in the epoch
+    after ``fail_after_epoch`` (as a worker that dies mid-epoch). Failing right after that epoch's
+    report would race Ray Train's controller: its checkpoint counts only once the controller has
+    collected every rank's report, which it polls for; a failure seen first restarts from the
+    checkpoint before (correctly, but not what these tests pin down)."""
 
     def worker(job: dict) -> None:
         from pipeline.train.loop import train_loop
@@ -77,14 +81,15 @@ def make_worker(record: Path, fail_at_epoch: int | None, marker: Path | None):
         report = session.report
 
         def recording_report(metrics, checkpoint_dir=None):
+            failing = fail_after_epoch is not None and metrics["epoch"] == fail_after_epoch + 1
+            if failing and (marker is None or not marker.exists()):
+                if marker is not None:
+                    marker.touch()
+                raise RuntimeError("injected worker failure")
             report(metrics, checkpoint_dir)
             if session.world_rank == 0:
                 with open(record, "a") as handle:
                     handle.write(f"{metrics['epoch']}\n")
-            if metrics["epoch"] == fail_at_epoch and (marker is None or not marker.exists()):
-                if marker is not None:
-                    marker.touch()
-                raise RuntimeError("injected worker failure")
 
         session.report = recording_report
         train_loop(job, session)
@@ -94,16 +99,6 @@ def make_worker(record: Path, fail_at_epoch: int | None, marker: Path | None):
 
 def epochs_reported(record: Path) -> list[int]:
     return [int(line) for line in record.read_text().split()]
-
-
-def test_worker_failure_is_recovered_from_the_last_checkpoint(ray_cluster, prepared_digits, tmp_path):
-    cfg = parse_params(tiny_params(epochs=3, max_failures=1)).variant("dcgan")
-    job = TrainJob("dcgan", cfg.model_dump(mode="json"), str(prepared_digits))
-    record = tmp_path / "epochs.txt"
-    result = run_training(job, cfg, str(tmp_path / "ray"), "dcgan",
-                          make_worker(record, fail_at_epoch=1, marker=tmp_path / "failed-once"))
-    assert result.metrics["epoch"] == 3
-    assert epochs_reported(record) == [1, 2, 3]  # the restarted workers went on from epoch 1's checkpoint
 
 
 def test_rerun_after_an_interrupted_run_resumes_from_the_saved_step(ray_cluster, prepared_digits, tmp_path):
@@ -165,8 +160,9 @@ def test_cyclegan_on_two_ray_workers_then_translate_a_folder(ray_cluster, tmp_pa
 
 
 def test_stylegan_on_two_workers_resumes_inside_a_fade_in_after_a_worker_failure(ray_cluster, prepared_digits, tmp_path):
-    """Two Ray Train workers; a worker fails after epoch 2, while 16x16 fades in; the restarted
-    workers resume from that checkpoint inside the phase and the run ends fully grown."""
+    """Two Ray Train workers; a worker fails in epoch 3, after epoch 2's checkpoint was saved while
+    16x16 faded in; the restarted workers resume from that checkpoint inside the phase and the run
+    ends fully grown."""
     from helpers import stylegan_params
     from pipeline.train.checkpoint import load_checkpoint
 
@@ -174,7 +170,7 @@ def test_stylegan_on_two_workers_resumes_inside_a_fade_in_after_a_worker_failure
     job = TrainJob("stylegan", cfg.model_dump(mode="json"), str(prepared_digits))
     record = tmp_path / "epochs.txt"
     result = run_training(job, cfg, str(tmp_path / "ray"), "stylegan",
-                          make_worker(record, fail_at_epoch=2, marker=tmp_path / "failed-once"))
+                          make_worker(record, fail_after_epoch=2, marker=tmp_path / "failed-once"))
     assert epochs_reported(record) == [1, 2, 3]  # epoch 3 ran once, after the restart
     with result.checkpoint.as_directory() as directory:
         state, _, _ = load_checkpoint(directory)

@@ -69,3 +69,30 @@ def test_the_per_epoch_preview_leaves_the_trained_nets_in_train_mode(prepared_di
     nets = fam.build(DataSpec(channels=1, image_size=16, num_classes=10))
     picture = _epoch_picture(fam, nets, load_prepared(prepared_digits), seed=0, n_images=16)
     assert picture.ndim == 3 and nets["Dec"].training and nets["E"].training
+
+
+def test_one_epoch_of_the_loop_then_save_and_evaluate_as_the_stages_do(prepared_digits, evaluator_dir, tmp_path):
+    """The training loop (in-process) for one epoch, the final checkpoint restored and the decoder
+    and encoder saved as train@ does, then evaluate_run as evaluate@ does: FID against the floor
+    plus the held-out ELBO terms (the VAE column of the GAN vs VAE comparison)."""
+    from pipeline.data import load_prepared
+    from pipeline.evaluate import evaluate_run
+    from pipeline.sampling import save_generator
+    from pipeline.train.checkpoint import load_checkpoint, restore
+    from pipeline.train.loop import TrainJob, train_loop
+    from pipeline.train.session import LocalSession
+
+    data = load_prepared(prepared_digits)
+    cfg = vae_cfg()
+    session = LocalSession(tmp_path / "ckpt")
+    train_loop(TrainJob("vae", cfg.model_dump(mode="json"), str(prepared_digits)).to_dict(), session)
+    assert session.reports[-1]["step"] == 1437 // 32 and np.isfinite(session.reports[-1]["loss/neg_elbo"])
+
+    fam = family_for(cfg)
+    nets = fam.build(data.spec)
+    state, _, _ = load_checkpoint(session.latest_checkpoint())
+    restore(nets, fam.optimizers(nets), state)
+    save_generator(tmp_path / "vae", fam, nets, data.spec)
+    _, _, metrics = evaluate_run(tmp_path / "vae", str(evaluator_dir), data, parse_params(tiny_params()).evaluators["digits"])
+    assert metrics["n_samples"] == 360 and metrics["fid"] > metrics["fid_floor"] > 0
+    assert np.isfinite(metrics["elbo"]) and metrics["kl"] >= 0 and metrics["recon_mse"] > 0
