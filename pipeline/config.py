@@ -24,6 +24,7 @@ from pipeline.schemas import (  # noqa: F401  (re-exported: code imports the sch
     VaeConfig, CycleganConfig, StyleganConfig, VARIANT_SCHEMAS, MIN_IMAGE_SIZE, IMAGE_ONLY_FAMILIES, TRANSLATION_FAMILIES,
     TuneSpec,
 )
+from pipeline.profiles import ProfileError, is_overlay, resolve
 from pipeline.search_space import Dimension, parse_dimension
 
 
@@ -276,14 +277,18 @@ def _validate_section(section: str, entries: dict[str, Any], schema: type[Strict
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and validate ``params.yaml``."""
+    """Read and validate ``params.yaml`` (or a profile overlay on it, resolved first)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError([f"{path}: params file not found"])
     try:
         raw = yaml.safe_load(path.read_text())
+        if is_overlay(raw):  # a profile: the base params with its changes (pipeline/profiles.py)
+            raw = resolve(raw, path)
     except yaml.YAMLError as err:
         raise ConfigError([f"{path}: not valid YAML: {err}".replace("\n", " ")]) from None
+    except ProfileError as err:
+        raise ConfigError([str(err)]) from None
     return parse_params(raw)
 
 

@@ -18,6 +18,10 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)  # and their own temporary MLflow st
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+# The import recorder of the DVC deps check (tests/importlog/sitecustomize.py, idle unless
+# GAN_LAB_IMPORT_LOG is set): on PYTHONPATH before Ray starts, so the test Ray's workers load it too.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tests" / "importlog"),
+                                                         os.environ.get("PYTHONPATH")]))
 sys.path.insert(0, str(ROOT / "stages"))
 sys.path.insert(0, str(ROOT / "tests"))
 

@@ -104,10 +104,12 @@ def cluster_resources() -> dict[str, float]:
 
 
 # What Ray's workers need from the driver's environment: MLflow's server address and credentials
-# (rank 0 logs), the experiment name, the checkpoint storage and the report polling interval.
+# (rank 0 logs), the experiment name, the report polling interval, and every GAN_LAB_* setting (the
+# checkpoint storage, and the import recorder of the DVC deps check, tests/importlog).
 FORWARDED_ENV = (TRAIN_POLL_ENV, "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
                  "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
                  "MLFLOW_EXPERIMENT_NAME", STORAGE_ENV)
+FORWARDED_PREFIX = "GAN_LAB_"
 
 
 def forwarded_env() -> dict[str, str]:
@@ -119,7 +121,8 @@ def forwarded_env() -> dict[str, str]:
     """
     job_config = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
     from_job = set((job_config.get("runtime_env") or {}).get("env_vars") or {})
-    return {key: os.environ[key] for key in FORWARDED_ENV if os.environ.get(key) and key not in from_job}
+    keys = [*FORWARDED_ENV, *(key for key in os.environ if key.startswith(FORWARDED_PREFIX))]
+    return {key: os.environ[key] for key in keys if os.environ.get(key) and key not in from_job}
 
 
 def run_training(job: TrainJob, cfg: TrainingConfig, storage_path: str, run_name: str,

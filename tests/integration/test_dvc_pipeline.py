@@ -15,6 +15,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from depcheck import check_all, module_file
 from helpers import ROOT, tiny_points_params
 
 pytestmark = pytest.mark.integration
@@ -70,8 +71,41 @@ def repo_copy(tmp_path_factory, ray_cluster) -> Path:
     return target
 
 
-def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
-    run(["dvc", "repro"], repo_copy)
+@pytest.fixture(scope="module")
+def import_log(tmp_path_factory) -> Path:
+    """Where the stages' processes record the repository modules they load (tests/importlog)."""
+    return tmp_path_factory.mktemp("imports")
+
+
+@pytest.fixture(scope="module")
+def reproduced(repo_copy, import_log) -> Path:
+    """The tiny profile after one `dvc repro`, every process's repository imports recorded."""
+    SHARED_RAY["GAN_LAB_IMPORT_LOG"] = str(import_log)
+    try:
+        run(["dvc", "repro"], repo_copy)
+    finally:
+        SHARED_RAY.pop("GAN_LAB_IMPORT_LOG")
+    return repo_copy
+
+
+def stage_imports(log_dir: Path) -> dict[str, tuple[set[str], int]]:
+    """Per stage script (``stages/<x>.py``, as dvc.yaml's cmd runs it): the repository files that
+    its process and its Ray workers loaded, and how many processes recorded any."""
+    found: dict[str, tuple[set[str], int]] = {}
+    for driver in log_dir.iterdir():
+        records = {p: p.read_text().splitlines() for p in driver.glob("*.txt")}
+        own = driver / f"{driver.name}.txt"
+        assert own in records, f"Ray workers recorded imports for driver {driver.name}, which recorded none"
+        script = json.loads(records[own][0])[0]
+        files = {str(f.relative_to(ROOT)) for lines in records.values() for name in lines[1:]
+                 if (f := module_file(name))}
+        seen, processes = found.get(script, (set(), 0))
+        found[script] = (seen | files, processes + len(records))
+    return found
+
+
+def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(reproduced):
+    repo_copy = reproduced
 
     metrics = json.loads((repo_copy / "metrics" / "dcgan.json").read_text())
     for key in ("fid", "fid_floor", "fid_over_floor", "kid_mean", "kid_std", "kid_floor_mean",
@@ -114,7 +148,8 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(repo_copy):
     assert (repo_copy / "plots_html" / "index.html").is_file()
 
 
-def test_sample_command_writes_points_and_png(repo_copy):
+def test_sample_command_writes_points_and_png(reproduced):
+    repo_copy = reproduced
     run([sys.executable, "-m", "pipeline", "sample", "dcgan", "-n", "10", "--out", "s.npz", "--png", "s.png"],
         repo_copy)
     with np.load(repo_copy / "s.npz") as data:
@@ -129,7 +164,8 @@ def test_sample_command_writes_points_and_png(repo_copy):
     assert refused.returncode == 2 and "dcgan is not conditional" in refused.stderr
 
 
-def test_tune_apply_writes_the_best_config_into_params(repo_copy):
+def test_tune_apply_writes_the_best_config_into_params(reproduced):
+    repo_copy = reproduced
     shutil.copy(repo_copy / "params.yaml", repo_copy / "applied.yaml")
     best = json.loads((repo_copy / "tune" / "gan_ns" / "best.json").read_text())["best"]["config"]["lr_g"]
     out = run([sys.executable, "-m", "pipeline", "tune-apply", "gan_ns", "--params", "applied.yaml"], repo_copy)
@@ -138,7 +174,53 @@ def test_tune_apply_writes_the_best_config_into_params(repo_copy):
     assert applied["variants"]["gan_ns"]["lr_g"] == pytest.approx(best, rel=1e-3)
 
 
-def test_dvc_exp_run_with_a_changed_param_retrains(repo_copy):
+def test_dvc_exp_run_with_a_changed_param_retrains(reproduced):
+    repo_copy = reproduced
     run(["dvc", "exp", "run", "-S", "variants.dcgan.epochs=2"], repo_copy)
     rows = (repo_copy / "plots" / "train" / "dcgan.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * (1437 // 64)
+
+
+def test_every_module_a_stage_loaded_is_in_its_dvc_deps(reproduced, import_log):
+    """What the stages really loaded (lazy imports and Ray workers included) is inside the import
+    closure that tests/depcheck.py checks dvc.yaml's deps against, and so covered by those deps."""
+    loaded = stage_imports(import_log)
+    checks = {c.script: c for c in check_all()}
+    assert set(loaded) == set(checks), f"stage scripts that ran: {sorted(loaded)}"
+    for script, (files, processes) in loaded.items():
+        check = checks[script]
+        escaped = sorted(files - check.closure)
+        assert not escaped, f"{check.stage}: loaded {escaped}, outside its import closure (dynamic import?)"
+        assert check.ok, f"{check.stage}: deps do not cover its import closure: {check.missing}"
+    # The Ray workers were recorded too: train's workers ran the Ray Train session adapter.
+    train_files, train_processes = loaded["stages/train.py"]
+    assert "pipeline/train/ray_session.py" in train_files and train_processes > 1
+
+
+def test_a_profile_runs_as_a_dvc_experiment_and_leaves_the_tree_clean(reproduced):
+    """`make run PROFILE=tiny` (python -m pipeline profile tiny): the overlay's values are trained in
+    a temporary workspace; params.yaml and the git tree are untouched, DVC records the experiment."""
+    repo = reproduced
+    overlay = {"base": "../params.yaml", "drop": ["variants.dcgan", "variants.cgan", "variants.pacdcgan_stacked",
+                                                  "tune.gan_ns"],
+               "set": {"variants": {"gan_ns": {"epochs": 1}}}}
+    (repo / "profiles" / "tiny.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    run(git + ["add", "profiles/tiny.yaml"], repo)
+    run(git + ["commit", "-qm", "tiny overlay"], repo)
+    params_before = (repo / "params.yaml").read_bytes()
+    status_before = run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout
+    client = MlflowClient(f"sqlite:///{repo}/mlflow.db")
+    runs_before = len(client.search_runs(client.get_experiment_by_name("gan-lab").experiment_id,
+                                         "tags.variant = 'gan_ns'"))
+
+    out = run([sys.executable, "-m", "pipeline", "profile", "tiny"], repo, timeout=900)
+
+    assert (repo / "params.yaml").read_bytes() == params_before
+    assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == status_before
+    name = next(line.split("dvc exp apply ")[1].split("`")[0] for line in out.stdout.splitlines()
+                if "dvc exp apply" in line)
+    shown = run(["dvc", "exp", "show", "--json"], repo).stdout
+    assert name in shown
+    assert len(client.search_runs(client.get_experiment_by_name("gan-lab").experiment_id,
+                                  "tags.variant = 'gan_ns'")) > runs_before
