@@ -49,7 +49,9 @@ def resolve(spec: FileSpec) -> Path:
     if not path.exists():
         raise DataError(f"{path}: not found")
     if spec.sha256 is not None:
-        digest = sha256_file(path) if path.is_file() else "(a folder)"
+        if not path.is_file():
+            raise DataError(f"{path}: a folder; sha256 can only check a file (drop it, or name the archive)")
+        digest = sha256_file(path)
         if digest != spec.sha256.lower():
             raise DataError(f"{path}: sha256 is {digest}, params expect {spec.sha256.lower()}")
     return path

@@ -230,6 +230,9 @@ def folder_breakage(root, breakage):
     if breakage == "empty":
         (root / "c").mkdir()
         return "c: no images (.png, .jpg, .jpeg) in this folder"
+    if breakage == "too_few":
+        save(np.zeros((8, 8), np.uint8), root / "c" / "only.png")
+        return "pics: 7 images cannot be split with test_fraction 0.2"
     if breakage == "not_image":
         (root / "b" / "notes.txt").write_text("hello")
         return "b/notes.txt: not an image file; only PNG and JPEG"
@@ -254,13 +257,15 @@ def folder_breakage(root, breakage):
     return "b/9.png: symlink to"
 
 
-@pytest.mark.parametrize("breakage", ["empty", "not_image", "corrupt", "gif", "mixed", "bomb", "huge_bomb", "symlink"])
+@pytest.mark.parametrize("breakage", ["empty", "too_few", "not_image", "corrupt", "gif", "mixed", "bomb", "huge_bomb",
+                                      "symlink"])
 def test_broken_image_folders_are_one_line_errors(tmp_path, breakage):
     message = folder_breakage(tmp_path / "pics", breakage)
-    with pytest.raises(FolderError) as info:
+    with pytest.raises(DataError) as info:
         prepare(ImageFolderConfig(kind="image_folder", path=str(tmp_path / "pics"), image_size=8),
                 tmp_path / "out" / "f.npz")
-    assert message in str(info.value) and "\n" not in str(info.value) and isinstance(info.value, DataError)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert isinstance(info.value, FolderError) or breakage == "too_few"
     assert_nothing_written(tmp_path / "out")
 
 

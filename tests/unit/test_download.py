@@ -100,6 +100,8 @@ def test_a_local_path_with_sha256_is_checked(tmp_path):
     assert resolve(FileSpec(path=str(tmp_path / "f.bin"), sha256=sha(BODY))) == tmp_path / "f.bin"
     with pytest.raises(DataError, match="f.bin: sha256 is"):
         resolve(FileSpec(path=str(tmp_path / "f.bin"), sha256="1" * 64))
+    with pytest.raises(DataError, match="a folder; sha256 can only check a file"):
+        resolve(FileSpec(path=str(tmp_path), sha256=sha(BODY)))
     with pytest.raises(DataError, match="nope.bin: not found"):
         resolve(FileSpec(path=str(tmp_path / "nope.bin")))
 
