@@ -8,7 +8,8 @@ image_folder data the ``class_names``, index = label; unlabelled images have lab
 typed, mixtures, stacked) and one entry in :data:`PREPARERS`. A two-domain dataset (for
 CycleGAN) stores domain A under those names and domain B as ``x_train_b``/``x_test_b``/``y_train_b``/
 ``y_test_b``; its sidecar says ``"unpaired": true`` (labels -1 where the domains have none, as for the
-user's image folders). Training code sees images scaled to [-1, 1] (the range of G's tanh output) and points as they are (:func:`as_training_array`).
+user's image folders). Training code sees images scaled to [-1, 1] (the range of G's tanh output)
+and points as they are (:func:`as_training_array`).
 """
 
 from __future__ import annotations
