@@ -19,7 +19,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from pipeline.schemas import (  # noqa: F401  (re-exported: code imports the schemas from here)
     ConfigError, Strict, DatasetConfig, MixtureDatasetConfig, StackedDigitsConfig, TypedDigitsConfig,
-    DigitsToTypedConfig, ImageFoldersConfig, DATASET_SCHEMAS, POINT_DATASETS, UNPAIRED_DATASETS,
+    DigitsToTypedConfig, ImageFoldersConfig, FileSpec, MnistConfig, IdxConfig, Cifar10Config, ImageFolderConfig,
+    DATASET_SCHEMAS, POINT_DATASETS, UNPAIRED_DATASETS,
     AnyDatasetConfig, EvaluatorConfig, EvalConfig, TrainingConfig, AugmentName, DcganConfig, GanConfig,
     VaeConfig, CycleganConfig, StyleganConfig, VARIANT_SCHEMAS, MIN_IMAGE_SIZE, IMAGE_ONLY_FAMILIES, TRANSLATION_FAMILIES,
     TuneSpec,

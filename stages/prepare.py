@@ -7,7 +7,7 @@ import sys
 from _common import params_or_exit, setup_logging
 from pipeline.config import ConfigError
 from pipeline.data import prepare
-from pipeline.data.folders import FolderError
+from pipeline.data.errors import DataError
 
 
 def main() -> None:
@@ -24,9 +24,9 @@ def main() -> None:
                                f"allowed: {', '.join(params.datasets)}"])
 
     params = params_or_exit(args.params, check)
-    try:  # image folders are read and checked in full before anything is written
+    try:  # every input file is read and checked in full before anything is written
         meta = prepare(params.datasets[args.dataset], args.out)
-    except FolderError as err:
+    except DataError as err:  # bad format, truncated file, broken folder, failed download: one line
         print(f"error: datasets.{args.dataset}: {err}", file=sys.stderr)
         sys.exit(2)
     logging.info("prepared %s: %d train / %d test images, sha256 %s", args.dataset, meta["n_train"],

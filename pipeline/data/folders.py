@@ -4,29 +4,51 @@
 
 Images are converted to grey (1 channel) or RGB (3), centre-cropped to a square and resized to the
 configured side. Without testA/testB a seeded ``test_fraction`` of each train folder is held out.
-Every file is read and checked before anything is written: a corrupt or unreadable image, an
-empty folder or a missing trainA/trainB raises :class:`FolderError` naming the file or folder.
+Every file is read and checked before anything is written: a corrupt or unreadable image, one that
+is not PNG or JPEG, one over :data:`MAX_PIXELS` (a decompression bomb), a symlink that leads out
+of the dataset folder, an empty folder or a missing trainA/trainB raises :class:`FolderError`
+naming the file or folder. The ``image_folder`` kind (pipeline.data.image_folder) reads the same way.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from pipeline.data.convert import square_resize
+from pipeline.data.errors import DataError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+IMAGE_FORMATS = ("PNG", "JPEG")  # the only decoders PIL may use on the user's files
+# Above this many pixels an image is refused before it is decoded: a small file can declare a huge
+# canvas (a decompression bomb). 64 megapixels is beyond any camera photo a GAN here trains on.
+MAX_PIXELS = 64_000_000
 
 
-class FolderError(ValueError):
+class FolderError(DataError):
     """A problem with the user's image folders (one line naming the file or folder)."""
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The PNG/JPEG files of ``folder`` in name order; FolderError if it has none."""
+def inside(path: Path, root: Path) -> Path:
+    """``path`` itself; FolderError if it is a symlink that resolves outside ``root`` (not followed)."""
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        raise FolderError(f"{path}: symlink to {path.resolve()}, outside {root}; not followed")
+    return path
+
+
+def image_files(folder: Path, root: Path | None = None) -> list[Path]:
+    """The PNG/JPEG files of ``folder`` in name order; FolderError if it has none.
+
+    Other files are skipped. Symlinks must stay inside ``root`` (default: ``folder``).
+    """
     if not folder.is_dir():
         raise FolderError(f"{folder}: folder not found")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    root = folder if root is None else root
+    inside(folder, root)
+    files = sorted(inside(p, root) for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FolderError(f"{folder}: no images (.png, .jpg, .jpeg) in this folder")
     return files
@@ -35,21 +57,29 @@ def image_files(folder: Path) -> list[Path]:
 def load_image(path: Path, channels: int, image_size: int) -> np.ndarray:
     """One image as uint8 [C, S, S]: grey or RGB, centre-cropped square, resized (Lanczos)."""
     try:
-        with Image.open(path) as img:
-            img.load()  # decode now, so that a truncated file fails here
-            img = img.convert("L" if channels == 1 else "RGB")
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL's own limit, as an error
+            with Image.open(path, formats=IMAGE_FORMATS) as img:
+                if img.width * img.height > MAX_PIXELS:  # checked from the header, before decoding
+                    raise FolderError(f"{path}: {img.width}x{img.height} pixels, over the limit of "
+                                      f"{MAX_PIXELS:,} (a decompression bomb?)")
+                img.load()  # decode now, so that a truncated file fails here
+                img = img.convert("L" if channels == 1 else "RGB")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise FolderError(f"{path}: refused as a decompression bomb ({err})") from None
+    except UnidentifiedImageError:
+        raise FolderError(f"{path}: not a readable image (not PNG or JPEG, or corrupt)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        if isinstance(err, FolderError):
+            raise
         raise FolderError(f"{path}: not a readable image ({err})") from None
-    w, h = img.size
-    side = min(w, h)
-    img = img.crop(((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side))
-    pixels = np.asarray(img.resize((image_size, image_size), Image.LANCZOS), np.uint8)
+    pixels = np.asarray(square_resize(img, image_size), np.uint8)
     return pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
 
 
-def load_folder(folder: Path, channels: int, image_size: int) -> np.ndarray:
-    """Every image of ``folder`` as uint8 [N, C, S, S]."""
-    return np.stack([load_image(p, channels, image_size) for p in image_files(folder)])
+def load_folder(folder: Path, channels: int, image_size: int, root: Path | None = None) -> np.ndarray:
+    """Every image of ``folder`` as uint8 [N, C, S, S] (symlinks must stay inside ``root``)."""
+    return np.stack([load_image(p, channels, image_size) for p in image_files(folder, root)])
 
 
 def load_domains(root: str | Path, channels: int, image_size: int, test_fraction: float,
@@ -67,9 +97,9 @@ def load_domains(root: str | Path, channels: int, image_size: int, test_fraction
         raise FolderError(f"{root}: wrong layout, give both testA/ and testB/ or neither")
     arrays = {}
     for domain, suffix in (("A", ""), ("B", "_b")):
-        train = load_folder(root / f"train{domain}", channels, image_size)
+        train = load_folder(root / f"train{domain}", channels, image_size, root)
         if all(has_test):
-            test = load_folder(root / f"test{domain}", channels, image_size)
+            test = load_folder(root / f"test{domain}", channels, image_size, root)
         else:
             train, test = _split(train, test_fraction, seed, root / f"train{domain}")
         arrays[f"x_train{suffix}"], arrays[f"x_test{suffix}"] = train, test
