@@ -13,6 +13,7 @@ import torch
 from helpers import tiny_params
 from pipeline.config import EvaluatorConfig, TrainingConfig, parse_params
 from pipeline.data import DataSpec, Prepared, to_unit_range
+from pipeline.evaluate import image_metrics
 from pipeline.evaluator import build_evaluator
 from pipeline.families import family_for
 from pipeline.families import stylegan as stylegan_family
@@ -20,7 +21,7 @@ from pipeline.families.base import StepEnv
 from pipeline.metrics.features import Evaluator, load_evaluator
 from pipeline.models.evaluator import EvaluatorCNN
 from pipeline.models.stylegan import mixed_latents
-from pipeline.style_eval import perceptual_path_length
+from pipeline.style_eval import style_metrics
 
 SIZES = [(channels, size) for size in (32, 64) for channels in (1, 3)]
 BATCH = 8
@@ -182,18 +183,22 @@ def test_evaluator_trains_and_stores_reference_features(tmp_path, channels, size
     evaluator = load_evaluator(tmp_path / "ev")
     assert evaluator.train_features.shape == (40, 8) and evaluator.test_features.shape == (20, 8)
     assert evaluator.features(to_unit_range(images[:5])).shape == (5, 8)
+    generated = np.random.default_rng(1).uniform(-1, 1, (20, channels, size, size)).astype(np.float32)
+    metrics = image_metrics(evaluator, generated, variant("dcgan", size), 20)  # FID, KID, PRDC and floors
+    assert all(np.isfinite(v) for k, v in metrics.items() if k != "fid_over_floor"), metrics
 
 
 @pytest.mark.parametrize("size", [32, 64])
-def test_perceptual_path_length_at_real_sizes(size):
+def test_style_metrics_at_real_sizes(size):
+    """PPL in Z and W, style mixing's class following and the truncation sweep (FID, recall, diversity)."""
     family, nets = perturbed_stylegan(size)
     torch.manual_seed(0)
     model = EvaluatorCNN(1, 10, feature_dim=8, image_size=size).eval()
     features = np.random.default_rng(0).normal(size=(20, 8))
     evaluator = Evaluator(model, features, features.mean(0), np.cov(features.T), features, {})
-    for space in ("z", "w"):
-        ppl = perceptual_path_length(nets["G_ema"].eval(), evaluator, 16, seed=0, space=space)
-        assert np.isfinite(ppl) and ppl >= 0, f"PPL in {space} at {size}px: {ppl}"
+    metrics = style_metrics(family, nets, evaluator, n=20, seed=0, ppl_pairs=16)
+    assert np.isfinite(metrics["ppl_z"]) and np.isfinite(metrics["ppl_w"]) and metrics["ppl_w"] >= 0, metrics
+    assert all(np.isfinite(metrics[f"truncation/{psi}/fid"]) for psi in (1.0, 0.9, 0.7, 0.5)), metrics
 
 
 @pytest.mark.parametrize("channels,size", [(1, 32), (3, 64)])
