@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from pipeline.evaluator import predict_labels
-from pipeline.families.stylegan import StyleGANFamily
+from pipeline.families.stylegan import StyleGANFamily, render
 from pipeline.metrics import feature_stats, frechet_distance
 from pipeline.metrics.features import Evaluator
 from pipeline.metrics.prdc import prdc
@@ -32,13 +32,11 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return (torch.sin((1 - t) * omega) * a_n + torch.sin(t * omega) * b_n) / torch.sin(omega)
 
 
-@torch.no_grad()
 def _render(G, ws: torch.Tensor, noise_seed: int) -> np.ndarray:
     """Images of the per-layer styles ``ws`` with the per-pixel noise drawn from ``noise_seed``
-    (the global random state is left as it was)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(noise_seed)
-        return G.synthesis(ws, *G.growth).numpy()
+    (the global random state is left as it was), rendered in chunks whose memory does not grow
+    with the image size (:func:`pipeline.families.stylegan.render`)."""
+    return render(G, ws, noise_seed).numpy()
 
 
 @torch.no_grad()

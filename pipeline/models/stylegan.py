@@ -118,10 +118,10 @@ class StyleLayer(nn.Module):
         self.noise = NoiseInjection(out_channels)
         self.adain = AdaIN(out_channels, w_dim)
 
-    def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         if self.conv is not None:
             x = self.conv(x)
-        return self.adain(F.leaky_relu(self.noise(x), 0.2), w)
+        return self.adain(F.leaky_relu(self.noise(x, noise), 0.2), w)
 
 
 class SynthesisNetwork(nn.Module):
@@ -143,18 +143,30 @@ class SynthesisNetwork(nn.Module):
             self.layers.append(StyleLayer(width, width, w_dim))
             self.to_rgb.append(nn.Conv2d(width, channels, 1))
 
-    def forward(self, ws: torch.Tensor, phase: int, alpha: float) -> torch.Tensor:
+    def draw_noise(self, n: int, phase: int, device: torch.device | str = "cpu") -> list[torch.Tensor]:
+        """The per-pixel noise maps ``forward(..., noise=None)`` would draw for ``n`` images at ``phase``,
+        drawn from torch's global generator in the same order: one [n, 1, s, s] per active style layer
+        (s = 4 * 2^r for layers 2r and 2r + 1). Drawn up front, they let a large batch be rendered in
+        chunks with the images it would have as one batch."""
+        return [torch.randn(n, 1, 4 * 2 ** (i // 2), 4 * 2 ** (i // 2), device=device, dtype=self.const.dtype)
+                for i in range(2 * (phase + 1))]
+
+    def forward(self, ws: torch.Tensor, phase: int, alpha: float,
+                noise: list[torch.Tensor] | None = None) -> torch.Tensor:
         """``ws`` [N, num_layers, w_dim] (one w per style layer) -> images [N, C, S, S] in [-1, 1],
         S = 4 * 2^phase. While ``alpha`` < 1 the output is (1 - alpha) * up(toRGB_{phase-1}(h_{phase-1}))
-        + alpha * toRGB_phase(h_phase): the new resolution fades in linearly."""
+        + alpha * toRGB_phase(h_phase): the new resolution fades in linearly. ``noise``: the per-layer
+        noise maps (as :meth:`draw_noise` gives them); None draws fresh ones."""
+        assert noise is None or len(noise) >= 2 * (phase + 1), (
+            f"noise needs one map per active style layer ({2 * (phase + 1)}); use draw_noise(n, phase)")
         x = self.const.expand(ws.shape[0], -1, -1, -1)
         previous = None
         for r in range(phase + 1):
             if r > 0:
                 previous = x
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
-            x = self.layers[2 * r](x, ws[:, 2 * r])
-            x = self.layers[2 * r + 1](x, ws[:, 2 * r + 1])
+            x = self.layers[2 * r](x, ws[:, 2 * r], None if noise is None else noise[2 * r])  # [N, width, s, s]
+            x = self.layers[2 * r + 1](x, ws[:, 2 * r + 1], None if noise is None else noise[2 * r + 1])
         rgb = self.to_rgb[phase](x)
         if phase > 0 and alpha < 1:
             skip = F.interpolate(self.to_rgb[phase - 1](previous), scale_factor=2, mode="nearest")
