@@ -86,10 +86,14 @@ def test_stage_exits_2_with_one_line_per_problem_and_writes_nothing(tmp_path):
 
 @pytest.mark.parametrize("path", ["params.yaml", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "profiles").glob("*.yaml"))])
 def test_params_and_every_profile_load_and_name_what_dvc_yaml_iterates(path):
-    """`make run PROFILE=x` copies the file over params.yaml: it must validate, and define every
-    mapping a `foreach` of dvc.yaml expands (DVC refuses to parse the graph otherwise)."""
+    """`make run PROFILE=x` runs the profile's params (an overlay, resolved) in place of params.yaml:
+    they must validate, and define every mapping a `foreach` of dvc.yaml expands (DVC refuses to
+    parse the graph otherwise)."""
+    from pipeline.profiles import is_overlay, resolve
+
     load_params(ROOT / path)
     iterated = set(re.findall(r"foreach: \$\{(\w+)\}", (ROOT / "dvc.yaml").read_text()))
     assert iterated == {"datasets", "evaluators", "variants", "tune"}
     raw = yaml.safe_load((ROOT / path).read_text())
+    raw = resolve(raw, ROOT / path) if is_overlay(raw) else raw
     assert all(isinstance(raw.get(key), dict) for key in iterated), (path, iterated - set(raw))
