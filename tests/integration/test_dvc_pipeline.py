@@ -224,3 +224,24 @@ def test_a_profile_runs_as_a_dvc_experiment_and_leaves_the_tree_clean(reproduced
     assert name in shown
     assert len(client.search_runs(client.get_experiment_by_name("gan-lab").experiment_id,
                                   "tags.variant = 'gan_ns'")) > runs_before
+
+
+def test_artifacts_shared_through_a_dvc_remote_reproduce_nothing_in_a_second_clone(reproduced, tmp_path):
+    """`dvc push` from one clone to a (local-directory) remote, `dvc pull` into a second clone: there
+    `dvc repro` has nothing to do and `dvc metrics diff` is empty (docs/reproducibility.md)."""
+    repo, remote, second = reproduced, tmp_path / "remote", tmp_path / "second"
+    git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
+    run(["dvc", "remote", "add", "--force", "--default", "shared", str(remote)], repo)
+    run(git + ["add", "-A"], repo)  # dvc.lock, metrics, plots, best.json, .dvc/config: what a user commits
+    run(git + ["commit", "-qm", "results", "--allow-empty"], repo)
+    run(["dvc", "push"], repo)
+    assert any(remote.rglob("*")), "dvc push wrote nothing to the remote"
+
+    run(["git", "clone", "-q", str(repo), str(second)], tmp_path)
+    run(["dvc", "pull"], second)
+    assert (second / "models" / "dcgan" / "generator.pt").is_file() or any((second / "models" / "dcgan").iterdir())
+    status = run(["dvc", "status"], second).stdout
+    assert "up to date" in status, status
+    repro = run(["dvc", "repro"], second).stdout
+    assert "Running stage" not in repro, repro
+    assert run(["dvc", "metrics", "diff"], second).stdout.strip() == ""
