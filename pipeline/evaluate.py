@@ -21,6 +21,7 @@ from dataclasses import replace
 
 from pipeline.config import ConfigError, EvaluatorConfig, TrainingConfig
 from pipeline.data import DataSpec, Prepared, to_unit_range
+from pipeline.environment import describe_environment
 from pipeline.evaluator import label_accuracy, train_classifier
 from pipeline.images import to_uint8
 from pipeline.families import Family, Nets, family_for
@@ -121,6 +122,14 @@ def summarize_seeds(per_seed: dict[int, dict]) -> dict:
     summary["seeds"] = list(per_seed)
     summary["per_seed"] = {str(seed): metrics for seed, metrics in per_seed.items()}
     return summary
+
+
+def metrics_document(per_seed: dict[int, dict]) -> dict:
+    """What ``metrics/<variant>.json`` holds: :func:`summarize_seeds`, plus the environment the
+    evaluation ran in under the one key ``environment`` (the metric keys stay as they are; DVC shows
+    its strings beside the numbers and ``dvc metrics diff`` says when two results came from
+    different machines or library versions)."""
+    return {**summarize_seeds(per_seed), "environment": describe_environment()}
 
 
 def evaluate_stacked(family: Family, nets: Nets, spec: DataSpec, classifier: EvaluatorCNN,

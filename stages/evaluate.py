@@ -11,7 +11,7 @@ from pathlib import Path
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline import tracking
 from pipeline.data import load_prepared
-from pipeline.evaluate import evaluate_run, sample_count, summarize_seeds
+from pipeline.evaluate import evaluate_run, metrics_document, sample_count
 from pipeline.images import save_png
 from pipeline.sampling import sample_picture, seed_model_dirs
 
@@ -38,7 +38,7 @@ def main() -> None:
         if len(per_seed) == 1:  # the picture shows the first seed's samples
             save_png(sample_picture(family, nets, data), args.samples)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.metrics).write_text(json.dumps(summarize_seeds(per_seed), indent=2) + "\n")
+    Path(args.metrics).write_text(json.dumps(metrics_document(per_seed), indent=2) + "\n")
 
     for seed, model_dir in runs.items():
         run = json.loads((model_dir / "run.json").read_text())

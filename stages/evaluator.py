@@ -8,6 +8,7 @@ from pathlib import Path
 from _common import params_or_exit, setup_logging
 from pipeline.config import ConfigError
 from pipeline.data import load_prepared
+from pipeline.environment import describe_environment
 from pipeline.evaluator import build_evaluator
 
 
@@ -35,8 +36,8 @@ def main() -> None:
         summary = {f"test_accuracy_{domain.lower()}": acc for domain, acc in meta["test_accuracy"].items()}
     else:
         summary = {"test_accuracy": meta["test_accuracy"]}
-    Path(args.metrics).write_text(json.dumps(summary, indent=2) + "\n")
     logging.info("evaluator for %s: %s", args.dataset, summary)
+    Path(args.metrics).write_text(json.dumps({**summary, "environment": describe_environment()}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

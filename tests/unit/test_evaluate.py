@@ -1,12 +1,15 @@
 """The evaluation protocol on real data: floors, ordering, and the equal-N rule."""
 
+import json
+
 import numpy as np
 import pytest
 
 from helpers import tiny_params
 from pipeline.config import ConfigError, parse_params
 from pipeline.data import load_prepared, to_unit_range
-from pipeline.evaluate import image_metrics, sample_count
+from pipeline.environment import describe_environment
+from pipeline.evaluate import image_metrics, metrics_document, sample_count
 
 
 def test_real_images_score_near_the_floor_and_noise_far_above(evaluator, prepared_digits):
@@ -25,3 +28,12 @@ def test_more_samples_than_the_test_split_is_refused():
     cfg = parse_params(tiny_params(eval={"n_samples": 500})).variant("dcgan")
     with pytest.raises(ConfigError, match=r"variants.dcgan.eval.n_samples = 500: at most the test split size \(360\)"):
         sample_count(cfg, 360, "dcgan")
+
+
+def test_the_metrics_file_carries_the_environment_under_one_key_beside_unchanged_metrics():
+    one = metrics_document({0: {"fid": 2.0, "n_samples": 360}})
+    assert one == {"fid": 2.0, "n_samples": 360, "environment": describe_environment()}
+    seeds = metrics_document({0: {"fid": 2.0, "modes": 8}, 1: {"fid": 4.0, "modes": 6}})
+    assert seeds["fid"] == 3.0 and seeds["std"]["fid"] > 0 and "environment" not in seeds["std"]
+    assert set(seeds) == {"fid", "modes", "std", "seeds", "per_seed", "environment"}
+    assert json.loads(json.dumps(seeds))["environment"]["torch"]["num_threads"] > 0
