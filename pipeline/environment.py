@@ -59,8 +59,8 @@ def describe_environment(device: str | torch.device = "cpu") -> dict[str, Any]:
         ``cpu`` (model, numerics-relevant flags, torch's dispatch capability, logical cores),
         ``torch`` (intra-op and inter-op threads, parallel backend), ``env`` (the variables of
         :data:`ENV_VARS`, None when unset), ``device`` and ``cuda`` (version of torch's build, device
-        name, None without one). The thread counts and variables are read at each call (a worker changes them); the
-        rest is read once per process.
+        name, None without one). The thread counts and variables are read at each call (a worker
+        changes them); the rest is read once per process.
     """
     static = _static()
     return {

@@ -112,6 +112,10 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(reproduced):
                 "fid_untrained", "evaluator_accuracy"):
         assert np.isfinite(metrics[key]), key
     assert metrics["n_samples"] == 360 and metrics["fid_floor"] < metrics["fid"]
+    # The environment beside the numbers (one key; run.json holds rank 0's, the MLflow run both).
+    assert metrics["environment"]["cpu"]["capability"] and metrics["environment"]["libraries"]["dvc"]
+    assert json.loads((repo_copy / "metrics" / "evaluator_digits.json").read_text())["environment"]["python"]
+    assert json.loads((repo_copy / "models" / "dcgan" / "run.json").read_text())["environment"]["device"] == "cpu"
     assert (repo_copy / "samples" / "dcgan.png").stat().st_size > 0
     assert (repo_copy / "plots" / "train" / "dcgan.csv").read_text().startswith("step,epoch,loss/D")
     stacked = json.loads((repo_copy / "metrics" / "pacdcgan_stacked.json").read_text())
