@@ -5,6 +5,12 @@ Defaults to an embedded SQLite store, ``sqlite:///<repo>/mlflow.db``, with artif
 points everything at another store or a tracking server; ``MLFLOW_EXPERIMENT_NAME`` renames the
 experiment. The driver creates the experiment and the run (SQLite migrations race if workers do);
 rank 0 of the training workers then logs into that run by id through :class:`RunLogger`.
+
+Every run records the environment it was computed in (``pipeline.environment``): the process that
+creates it (:func:`start_run`) as ``env.*`` tags and an ``environment.json`` artifact; a training
+worker that logs into a driver's run adds ``environment_worker.json`` and ``env.worker.*`` tags
+where it differs (:meth:`RunLogger.log_environment`). Tags, not params: params must stay equal
+across machines for runs of one config to compare.
 """
 
 from __future__ import annotations
@@ -20,7 +26,11 @@ import numpy as np
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from pipeline.environment import describe_environment, environment_tags
+
 DEFAULT_EXPERIMENT = "gan-lab"
+ENVIRONMENT_ARTIFACT = "environment.json"
+WORKER_ENVIRONMENT_ARTIFACT = "environment_worker.json"
 
 
 def tracking_uri(root: str | Path) -> str:
@@ -96,9 +106,12 @@ def git_commit(root: str | Path) -> str:
 
 def start_run(uri: str, experiment_id: str, run_name: str, params: dict[str, Any],
               tags: dict[str, str]) -> str:
-    """Create a run with all resolved params (flattened, 'a.b' keys) and lineage tags; returns its id."""
+    """Create a run with all resolved params (flattened, 'a.b' keys), lineage tags and this process's
+    environment (``env.*`` tags, ``environment.json``); returns its id."""
     client = MlflowClient(uri)
-    run = client.create_run(experiment_id, run_name=run_name, tags=tags)
+    environment = describe_environment()
+    run = client.create_run(experiment_id, run_name=run_name, tags={**environment_tags(environment), **tags})
+    client.log_dict(run.info.run_id, environment, ENVIRONMENT_ARTIFACT)
     flat = flatten(params)
     items = [mlflow.entities.Param(k, str(v)) for k, v in flat.items()]
     for i in range(0, len(items), 100):  # log_batch takes at most 100 params per call
@@ -196,6 +209,19 @@ class RunLogger:
     def set_tags(self, tags: dict[str, str]) -> None:
         for key, value in tags.items():
             self.client.set_tag(self.run_id, key, value)
+
+    def log_environment(self, environment: dict[str, Any]) -> None:
+        """Record a training worker's environment in the run its driver created.
+
+        The whole of it goes to ``environment_worker.json``; tags ``env.worker.<key>`` only where it
+        differs from the creator's ``env.<key>`` (on one machine: the threads the worker was given),
+        so the run's tag list stays short and a differing value stands out.
+        """
+        existing = self.client.get_run(self.run_id).data.tags
+        differs = {f"env.worker.{key.removeprefix('env.')}": value
+                   for key, value in environment_tags(environment).items() if existing.get(key) != value}
+        self.set_tags(differs)
+        self.client.log_dict(self.run_id, environment, WORKER_ENVIRONMENT_ARTIFACT)
 
 
 def log_generator_model(uri: str, run_id: str, module: Any, input_example: np.ndarray) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline import tracking
 from pipeline.data import load_prepared
+from pipeline.environment import describe_environment
 from pipeline.evaluate import evaluate_run, sample_count, summarize_seeds
 from pipeline.images import save_png
 from pipeline.sampling import sample_picture, seed_model_dirs
@@ -23,6 +24,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="prepared .npz of the variant's dataset")
     parser.add_argument("--evaluator", required=True, help="evaluator directory of the dataset")
     parser.add_argument("--metrics", required=True, help="metrics JSON to write")
+    parser.add_argument("--environment", required=True, help="JSON of the environment it ran in, to write")
     parser.add_argument("--samples", required=True, help="PNG of samples (of the first seed) to write")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
@@ -39,6 +41,7 @@ def main() -> None:
             save_png(sample_picture(family, nets, data), args.samples)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(args.metrics).write_text(json.dumps(summarize_seeds(per_seed), indent=2) + "\n")
+    Path(args.environment).write_text(json.dumps(describe_environment(), indent=2) + "\n")
 
     for seed, model_dir in runs.items():
         run = json.loads((model_dir / "run.json").read_text())
@@ -46,6 +49,7 @@ def main() -> None:
         logger.log_metrics({f"metric/{k}": v for k, v in per_seed[seed].items() if v is not None})
         logger.log_artifact(args.samples, "evaluation")
         logger.log_artifact(args.metrics, "evaluation")
+        logger.log_artifact(args.environment, "evaluation")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 from _common import params_or_exit, setup_logging
 from pipeline.config import ConfigError
 from pipeline.data import load_prepared
+from pipeline.environment import describe_environment
 from pipeline.evaluator import build_evaluator
 
 
@@ -17,6 +18,7 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="prepared .npz")
     parser.add_argument("--out", required=True, help="evaluator directory to write")
     parser.add_argument("--metrics", required=True, help="JSON file for the evaluator's accuracy")
+    parser.add_argument("--environment", required=True, help="JSON file for the environment it ran in")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args()
     setup_logging()
@@ -35,8 +37,9 @@ def main() -> None:
         summary = {f"test_accuracy_{domain.lower()}": acc for domain, acc in meta["test_accuracy"].items()}
     else:
         summary = {"test_accuracy": meta["test_accuracy"]}
-    Path(args.metrics).write_text(json.dumps(summary, indent=2) + "\n")
     logging.info("evaluator for %s: %s", args.dataset, summary)
+    Path(args.metrics).write_text(json.dumps(summary, indent=2) + "\n")
+    Path(args.environment).write_text(json.dumps(describe_environment(), indent=2) + "\n")
 
 
 if __name__ == "__main__":

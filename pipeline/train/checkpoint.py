@@ -1,6 +1,8 @@
 """Checkpoint I/O: a directory with ``state.pt`` (state_dicts and plain types only, so that
 ``torch.load(weights_only=True)`` reads it), ``config.json`` (the resolved variant config) and
-``history.csv`` (per-step scalars so far, so a resumed run keeps its loss curves).
+``history.csv`` (per-step scalars so far, so a resumed run keeps its loss curves) and, when given,
+``environment.json`` (``pipeline.environment`` of the worker that wrote it: the driver copies the
+final one into ``run.json``, so the model records the machine it was trained on, not the driver's).
 
 Writes are atomic: everything goes to a temporary sibling directory that is renamed into place.
 """
@@ -22,11 +24,12 @@ from pipeline.families import Nets, Optimizers
 STATE_FILE = "state.pt"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.csv"
+ENVIRONMENT_FILE = "environment.json"
 
 
 def save_checkpoint(path: str | Path, nets: Nets, opts: Optimizers, *, step: int, epoch: int,
                     config: dict[str, Any], history: list[dict[str, float]],
-                    extra: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, Any] | None = None, environment: dict[str, Any] | None = None) -> Path:
     """Write a complete checkpoint to ``path`` atomically; ``epoch`` = number of finished epochs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,6 +45,8 @@ def save_checkpoint(path: str | Path, nets: Nets, opts: Optimizers, *, step: int
     torch.save(state, tmp / STATE_FILE)
     (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     write_history(tmp / HISTORY_FILE, history)
+    if environment is not None:
+        (tmp / ENVIRONMENT_FILE).write_text(json.dumps(environment, indent=2) + "\n")
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
@@ -54,6 +59,12 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], l
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
     config = json.loads((path / CONFIG_FILE).read_text())
     return state, config, read_history(path / HISTORY_FILE)
+
+
+def read_environment(path: str | Path) -> dict[str, Any] | None:
+    """The environment a checkpoint was written in, or None (written without one)."""
+    file = Path(path) / ENVIRONMENT_FILE
+    return json.loads(file.read_text()) if file.is_file() else None
 
 
 def restore(nets: Nets, opts: Optimizers, state: dict[str, Any], keep_hyperparameters: bool = False) -> None:

@@ -23,9 +23,10 @@ import torch
 from pipeline import tracking
 from pipeline.config import ConfigError, Params, TrainingConfig, config_hash
 from pipeline.data import Prepared, load_prepared
+from pipeline.environment import describe_environment
 from pipeline.families import family_for
 from pipeline.sampling import HISTORY_FILE, save_generator
-from pipeline.train.checkpoint import load_checkpoint, restore, write_history
+from pipeline.train.checkpoint import load_checkpoint, read_environment, restore, write_history
 from pipeline.train.loop import TrainJob
 from pipeline.train.storage import RunStorage
 
@@ -183,12 +184,15 @@ def _train_one(cfg: TrainingConfig, variant: str, run_name: str, data: Prepared,
     opts = family.optimizers(nets)
     with result.checkpoint.as_directory() as ckpt_dir:
         state, _, history = load_checkpoint(ckpt_dir)
+        # The worker's (it trained the model); this process's for a checkpoint written without one.
+        environment = read_environment(ckpt_dir) or describe_environment()
     restore(nets, opts, state)
     model_dir.mkdir(parents=True)
     save_generator(model_dir, family, nets, data.spec)
     write_history(model_dir / HISTORY_FILE, history)  # per-step scalars of this seed (evaluate reads them)
     run_info = {"run_id": run_id, "tracking_uri": uri, "config_hash": config_hash(cfg), "seed": cfg.seed,
-                "dataset_sha256": data.sha256, "epochs": state["epoch"], "steps": state["step"]}
+                "dataset_sha256": data.sha256, "epochs": state["epoch"], "steps": state["step"],
+                "environment": environment}
     (model_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
     tracking.log_generator_model(uri, run_id, nets[family.sampling_net_name], family.input_example(2))
     storage.write_marker(run_name, {**storage.read_marker(run_name), "finished": True})

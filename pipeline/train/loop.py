@@ -22,6 +22,7 @@ import torch
 
 from pipeline.config import variant_from_dict
 from pipeline.data import load_prepared
+from pipeline.environment import describe_environment
 from pipeline.families import family_for
 from pipeline.families.base import StepEnv, autocast_for
 from pipeline.images import preview
@@ -93,13 +94,17 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
     env = StepEnv(step=step, device=device, sync_grads=make_grad_sync(world),
                   autocast=autocast_for(cfg.precision, device))
     logger = _run_logger(job) if rank == 0 and job.run_id else None
+    # Where the computation happens (this worker, after set_num_threads): into the run and the checkpoints.
+    environment = describe_environment(device) if rank == 0 else None
+    if logger:
+        logger.log_environment(environment)
     if rank == 0:
         log.info("%s: epochs %d..%d, %d steps/epoch, %d worker(s)", job.variant_name, start_epoch + 1,
                  cfg.epochs, batches.steps_per_epoch(), world)
 
     if start_epoch >= cfg.epochs:  # finished before: report its state once so the run has a result
         final = {"epoch": start_epoch, "step": step, **(objective(nets) if objective else {})}
-        _report(session, final, nets, opts, job, history, start_epoch)
+        _report(session, final, nets, opts, job, history, start_epoch, environment)
         return
     every = report_interval(batches.steps_per_epoch())
     sums: dict[str, float] = {}
@@ -131,7 +136,7 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
             logger.log_step({k: v for k, v in metrics.items() if k.startswith(("perf/", "objective"))}, step)
             logger.flush()
             logger.log_image(_epoch_picture(family, nets, data, cfg.seed, job.grid_samples), "samples", epoch + 1)
-        _report(session, metrics, nets, opts, job, history, epoch + 1)
+        _report(session, metrics, nets, opts, job, history, epoch + 1, environment)
         # Log the first report of this launch, then the reports at about every 5% of the epochs.
         if rank == 0 and (epoch < start_epoch + every or (epoch + 1) % max(every, cfg.epochs // 20) < every):
             log.info("%s epoch %d/%d (%.0f%%): %s", job.variant_name, epoch + 1, cfg.epochs,
@@ -168,15 +173,16 @@ def resume_state(session: Session, nets: dict, opts: dict, variant: dict[str, An
 
 
 def _report(session: Session, metrics: dict[str, float], nets: dict, opts: dict, job: TrainJob,
-            history: list[dict[str, float]], epoch: int) -> None:
-    """Report on every rank; rank 0 attaches a freshly written checkpoint (then removes its copy)."""
+            history: list[dict[str, float]], epoch: int, environment: dict[str, Any] | None = None) -> None:
+    """Report on every rank; rank 0 attaches a freshly written checkpoint (then removes its copy)
+    holding ``environment``, the worker's (``pipeline.environment``)."""
     if session.world_rank != 0:
         session.report(metrics, None)
         return
     tmp = Path(tempfile.mkdtemp(prefix="ckpt-"))
     try:
         path = save_checkpoint(tmp / "checkpoint", nets, opts, step=int(metrics["step"]), epoch=epoch,
-                               config=job.variant, history=history)
+                               config=job.variant, history=history, environment=environment)
         session.report(metrics, str(path))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

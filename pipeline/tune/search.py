@@ -28,6 +28,7 @@ from ray.tune.search import BasicVariantGenerator
 
 from pipeline import tracking
 from pipeline.config import ConfigError, Params, TuneSpec
+from pipeline.environment import describe_environment
 from pipeline.objective import objective_of
 from pipeline.search_space import Dimension, parse_dimension
 from pipeline.tune.results import best_summary, read_exploits, trial_rows, write_outputs
@@ -205,7 +206,9 @@ def _finish(name: str, records: list[dict], spec: TuneSpec, dims: dict, base: An
                **best_summary(rows, keys, mode), "n_trials": len(rows),
                "trial_epochs": sum(r["epochs"] for r in rows), "full_budget_epochs": len(rows) * spec.max_epochs,
                "wall_s": round(wall_s, 1),  # of this invocation (a resumed job: since it resumed)
-               "mlflow_parent_run_id": parent_run_id}
+               "mlflow_parent_run_id": parent_run_id,
+               # The driver's; each trial's own is in its MLflow child run (created where it trains).
+               "environment": describe_environment()}
     if spec.scheduler == "pbt":
         summary["exploits"] = read_exploits(exp_dir)
     _close_runs(uri, parent_run_id, rows, summary)

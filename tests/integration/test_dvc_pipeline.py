@@ -112,6 +112,11 @@ def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(reproduced):
                 "fid_untrained", "evaluator_accuracy"):
         assert np.isfinite(metrics[key]), key
     assert metrics["n_samples"] == 360 and metrics["fid_floor"] < metrics["fid"]
+    # The environment beside the numbers (run.json holds rank 0's, the MLflow run both).
+    environment = json.loads((repo_copy / "metrics" / "dcgan.env.json").read_text())
+    assert environment["cpu"]["capability"] and environment["libraries"]["dvc"] and "environment" not in metrics
+    assert json.loads((repo_copy / "metrics" / "evaluator_digits.env.json").read_text())["python"]
+    assert json.loads((repo_copy / "models" / "dcgan" / "run.json").read_text())["environment"]["device"] == "cpu"
     assert (repo_copy / "samples" / "dcgan.png").stat().st_size > 0
     assert (repo_copy / "plots" / "train" / "dcgan.csv").read_text().startswith("step,epoch,loss/D")
     stacked = json.loads((repo_copy / "metrics" / "pacdcgan_stacked.json").read_text())

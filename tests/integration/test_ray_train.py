@@ -33,15 +33,20 @@ def test_training_on_two_ray_workers_writes_model_plots_and_mlflow_run(ray_clust
     assert rows[0].startswith("step,epoch,loss/D,loss/G") and len(rows) == 1 + 2 * (1437 // 64)
     assert list((tmp_path / "ray" / "dcgan").glob("checkpoint_*")), "no Ray Train checkpoint stored"
 
-    run_id = json.loads((out / "run.json").read_text())["run_id"]
+    run_info = json.loads((out / "run.json").read_text())
+    run_id = run_info["run_id"]
+    # The environment rank 0 trained in (its threads are the variant's cpus_per_worker), not the driver's.
+    assert run_info["environment"]["torch"]["num_threads"] == params.variant("dcgan").cpus_per_worker
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     run = client.get_run(run_id)
     assert run.data.params["num_workers"] == str(workers) and run.data.params["lr_g"] == "0.0002"
-    assert {"git_commit", "dataset_sha256", "params_hash", "variant"} <= run.data.tags.keys()
+    assert {"git_commit", "dataset_sha256", "params_hash", "variant", "env.libraries.torch",
+            "env.cpu.capability"} <= run.data.tags.keys()
     history = client.get_metric_history(run_id, "loss/G")
     assert len(history) == 2 * (1437 // 64) and all(math.isfinite(m.value) for m in history)
     artifacts = {a.path for a in client.list_artifacts(run_id)}
     assert "images" in artifacts  # per-epoch sample grids (MLflow image series "samples")
+    assert {"environment.json", "environment_worker.json"} <= artifacts  # the driver's and rank 0's
     models = client.search_logged_models([run.info.experiment_id])
     assert any(m.source_run_id == run_id and m.name == "generator" for m in models)
 

@@ -72,7 +72,8 @@ def test_asha_trials_run_on_ray_train_and_are_tracked(ray_cluster, prepared_digi
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags["tune_status"] in ("completed", "stopped_early")
         assert "lr_g" in child.data.params and len(client.get_metric_history(child.info.run_id, "objective")) >= 1
-    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"best.json", "trials.csv"}
+    assert {a.path for a in client.list_artifacts(parent.info.run_id)} == {"best.json", "trials.csv",
+                                                                          "environment.json"}
 
 
 def test_pbt_exploits_the_better_trials_checkpoint(ray_cluster, prepared_ring8, evaluators, tmp_path):

@@ -1,5 +1,6 @@
 """The evaluation protocol on real data: floors, ordering, and the equal-N rule."""
 
+
 import numpy as np
 import pytest
 
@@ -25,3 +26,5 @@ def test_more_samples_than_the_test_split_is_refused():
     cfg = parse_params(tiny_params(eval={"n_samples": 500})).variant("dcgan")
     with pytest.raises(ConfigError, match=r"variants.dcgan.eval.n_samples = 500: at most the test split size \(360\)"):
         sample_count(cfg, 360, "dcgan")
+
+
