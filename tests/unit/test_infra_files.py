@@ -4,12 +4,17 @@ launcher schema; KubeRay's fields by key, since its CRD schema needs a Kubernete
 from __future__ import annotations
 
 import os
+import re
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
 import ray
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 from ray.runtime_env import RuntimeEnv
 
 from helpers import ROOT
@@ -23,7 +28,8 @@ def test_cluster_launcher_config_is_valid_against_ray_s_schema():
     config = prepare_config(yaml.safe_load((INFRA / "ray/cluster.yaml").read_text()))
     validate_config(config)  # raises on any key the launcher does not know or a wrong type
     assert config["head_node_type"] in config["available_node_types"]
-    assert any("pip install -e ." in command for command in config["setup_commands"])
+    commands = " ".join(config["setup_commands"])
+    assert "pip install --require-hashes -r requirements.lock" in commands and "pip install --no-deps -e ." in commands
 
 
 def test_job_runtime_env_is_a_ray_runtime_env_that_leaves_out_caches_and_stores():
@@ -69,6 +75,37 @@ def test_kuberay_manifests_have_the_fields_kuberay_needs(name):
 def test_the_image_pins_the_project_s_ray():
     dockerfile = (INFRA / "k8s/Dockerfile").read_text()
     assert f"rayproject/ray:{ray.__version__}-py311" in dockerfile and "torch==2.13.0" in dockerfile
+    assert "pip install --no-cache-dir --require-hashes -r requirements.lock" in dockerfile
+
+
+def _lock_pins() -> dict[str, Version]:
+    """requirements.lock as {canonical name: pinned version}; every entry carries a sha256 hash."""
+    text = (ROOT / "requirements.lock").read_text()
+    entries = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+) \\\n\s+--hash=sha256:", text, re.MULTILINE)
+    assert len(entries) == len(re.findall(r"^[A-Za-z0-9]", text, re.MULTILINE)), "a lock entry without ==version and hash"
+    return {canonicalize_name(name): Version(version) for name, version in entries}
+
+
+def test_the_lock_pins_every_dependency_within_pyproject_s_ranges():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _lock_pins()
+    for entry in [*project["dependencies"], *project["optional-dependencies"]["dev"]]:
+        requirement = Requirement(entry)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is in pyproject.toml but not in requirements.lock: run `make lock`"
+        assert requirement.specifier.contains(pins[name], prereleases=True), \
+            f"requirements.lock pins {name}=={pins[name]}, outside pyproject.toml's {requirement}: run `make lock`"
+    # The CPU build of torch: PyPI's plain torch is the CUDA one, which pulls in GBs of nvidia-* packages.
+    assert pins["torch"].local == "cpu" and not any(name.startswith("nvidia-") for name in pins)
+
+
+def test_the_images_run_the_lock_s_ray():
+    ray_pin = str(_lock_pins()["ray"])
+    images = re.findall(r"rayproject/ray:([0-9.]+)-py311", (INFRA / "k8s/Dockerfile").read_text())
+    cluster = yaml.safe_load((INFRA / "ray/cluster.yaml").read_text())
+    images += [cluster["docker"]["image"], cluster["available_node_types"]["gpu_worker"]["docker"]["worker_image"]]
+    images = [re.sub(r"^rayproject/ray:([0-9.]+)-py311.*", r"\1", image) for image in images]
+    assert len(images) >= 3 and set(images) == {ray_pin}, f"Ray images {images} differ from the lock's ray=={ray_pin}"
 
 
 def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
