@@ -30,7 +30,25 @@ def _power_of_two(value: int) -> int:
     return value
 
 
-class DatasetConfig(Strict):
+class StorageOptions(Strict):
+    """Where an image dataset's train split lives after ``prepare``: in the ``.npz`` (``memory``), or
+    as Parquet shards in ``data/prepared/<name>.shards/`` that training streams through Ray Data
+    (``stream``); ``auto`` streams when the split's uint8 pixels exceed ``stream_above_mb``."""
+
+    storage: Literal["memory", "stream", "auto"] = Field(
+        "auto", description="memory: train split in the .npz; stream: Parquet shards read through Ray Data; "
+                            "auto: stream above stream_above_mb")
+    stream_above_mb: float = Field(1024.0, gt=0.0, description="auto: stream a train split larger than this "
+                                                               "(MB of uint8 pixels)")
+
+    def streams(self, train_bytes: int) -> bool:
+        """Whether a train split of ``train_bytes`` bytes of pixels is written as shards."""
+        if self.storage == "auto":
+            return train_bytes > self.stream_above_mb * 1e6
+        return self.storage == "stream"
+
+
+class DatasetConfig(StorageOptions):
     """An image dataset that ``prepare@<name>`` turns into ``data/prepared/<name>.npz``."""
 
     kind: Literal["digits"]
