@@ -33,7 +33,7 @@ from pipeline.data.typed import typed_digit_images
 from pipeline.data.mixtures import MIXTURES, sample_mixture
 from pipeline.data.stacked import CHANNELS, DIGIT_CLASSES, stack_digit_chunks, stack_digits
 from pipeline.data.npz import load_npz, save_npz
-from pipeline.data.shards import iter_shard_batches, shards_path, write_placeholder, write_shards
+from pipeline.data.shards import iter_shard_batches, read_labels, shards_path, write_placeholder, write_shards
 
 # Explicit registry: dataset kind -> loader returning (images uint8 [N, C, S, S], labels [N]).
 LOADERS: dict[str, Callable[[int], tuple[np.ndarray, np.ndarray]]] = {
@@ -231,6 +231,10 @@ class Prepared:
     @property
     def n_train(self) -> int:
         return int(self.meta["n_train"]) if self.streamed else len(self.x_train)
+
+    def train_labels(self) -> np.ndarray:
+        """``y_train``, read from the shards' label column when the split is streamed."""
+        return read_labels(self.train_shards) if self.streamed else self.y_train
 
     def iter_train(self, batch_rows: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The train split in order, ``batch_rows`` at a time (x [n, ...], y [n]), from memory or

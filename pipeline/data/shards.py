@@ -187,6 +187,12 @@ def local_stream(shards_dir: str | Path, batch_size: int, seed: int,
             yield {k: v[order[start:start + batch_size]] for k, v in pool.items()}
 
 
+def read_labels(shards_dir: str | Path) -> np.ndarray:
+    """The ``label`` column of the whole split in write order: int64 [N] (small; no pixels read)."""
+    return np.concatenate([pq.read_table(path, columns=["label"]).column(0).to_numpy().astype(np.int64)
+                           for path in shard_files(shards_dir)])
+
+
 def load_all(shards_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """The whole split in memory (x [N, C, H, W] uint8, y [N]): for tests and small checks only."""
     xs, ys = zip(*iter_shard_batches(shards_dir))
@@ -199,5 +205,7 @@ def ray_dataset(shards_dir: str | Path, seed: int, read_cpus: float):
     the whole epoch first). Read tasks ask for ``read_cpus`` CPUs each (see the launcher)."""
     from ray.data import FileShuffleConfig, read_parquet  # lazily: only training needs ray
 
-    return read_parquet(shard_files(shards_dir), shuffle=FileShuffleConfig(seed=seed, reseed_after_execution=True),
-                        num_cpus=read_cpus, columns=["image", "label", "index"])
+    dataset = read_parquet(shard_files(shards_dir), num_cpus=read_cpus, columns=["image", "label", "index"],
+                           shuffle=FileShuffleConfig(seed=seed, reseed_after_execution=True))
+    dataset.context.enable_progress_bars = False  # one bar per epoch and operator would flood the workers' log
+    return dataset

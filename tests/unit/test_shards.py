@@ -107,3 +107,17 @@ def test_streamed_batches_match_the_in_memory_scaling_and_step_count(tmp_path):
     x, y = seen[0]
     rows = [int(np.flatnonzero((expected == xi).flatten(1).all(1))[0]) for xi in x]  # where each image came from
     assert torch.equal(torch.from_numpy(mem.y_train[rows]), y) and x.dtype == torch.float32
+
+
+def test_evaluator_trains_on_a_streamed_split_and_stores_its_features(tmp_path):
+    from pipeline.config import EvaluatorConfig
+    from pipeline.data.npz import load_npz
+    from pipeline.evaluator import build_evaluator
+
+    prepare(DatasetConfig(kind="digits", image_size=16, storage="stream"), tmp_path / "st.npz")
+    data = load_prepared(tmp_path / "st.npz")
+    meta = build_evaluator(EvaluatorConfig(epochs=2), data, tmp_path / "evaluator")
+    assert meta["n_train"] == 1437 and meta["test_accuracy"] > 0.5
+    reference = load_npz(tmp_path / "evaluator" / "reference.npz")
+    assert reference["train_features"].shape == (1437, 64) and np.array_equal(data.train_labels(), load_all(
+        tmp_path / "st.shards")[1])
