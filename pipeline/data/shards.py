@@ -205,7 +205,8 @@ def ray_dataset(shards_dir: str | Path, seed: int, read_cpus: float):
     the whole epoch first). Read tasks ask for ``read_cpus`` CPUs each (see the launcher)."""
     from ray.data import FileShuffleConfig, read_parquet  # lazily: only training needs ray
 
-    dataset = read_parquet(shard_files(shards_dir), num_cpus=read_cpus, columns=["image", "label", "index"],
+    files = shard_files(shards_dir)
+    dataset = read_parquet(files, num_cpus=read_cpus, columns=["image", "label", "index"], override_num_blocks=len(files),
                            shuffle=FileShuffleConfig(seed=seed, reseed_after_execution=True))
     dataset.context.enable_progress_bars = False  # one bar per epoch and operator would flood the workers' log
     return dataset
