@@ -121,3 +121,16 @@ def test_evaluator_trains_on_a_streamed_split_and_stores_its_features(tmp_path):
     reference = load_npz(tmp_path / "evaluator" / "reference.npz")
     assert reference["train_features"].shape == (1437, 64) and np.array_equal(data.train_labels(), load_all(
         tmp_path / "st.shards")[1])
+
+
+def test_the_loop_trains_from_shards_in_process(tmp_path):
+    from helpers import tiny_params
+    from pipeline.config import parse_params
+    from pipeline.train.loop import TrainJob, train_loop
+
+    prepare(DatasetConfig(kind="digits", image_size=16, storage="stream"), tmp_path / "digits.npz")
+    cfg = parse_params(tiny_params(epochs=2)).variant("dcgan")
+    session = LocalSession(tmp_path / "ckpt")
+    train_loop(TrainJob("dcgan", cfg.model_dump(mode="json"), str(tmp_path / "digits.npz")).to_dict(), session)
+    assert [(r["epoch"], r["step"]) for r in session.reports] == [(1, 22), (2, 44)]
+    assert all(np.isfinite(r["loss/G"]) for r in session.reports)
