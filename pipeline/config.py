@@ -23,7 +23,7 @@ from pipeline.schemas import (  # noqa: F401  (re-exported: code imports the sch
     DATASET_SCHEMAS, POINT_DATASETS, UNPAIRED_DATASETS,
     AnyDatasetConfig, EvaluatorConfig, EvalConfig, TrainingConfig, AugmentName, DcganConfig, GanConfig,
     VaeConfig, CycleganConfig, StyleganConfig, VARIANT_SCHEMAS, MIN_IMAGE_SIZE, IMAGE_ONLY_FAMILIES, TRANSLATION_FAMILIES,
-    TuneSpec,
+    TuneSpec, StorageOptions,
 )
 from pipeline.profiles import ProfileError, is_overlay, resolve
 from pipeline.search_space import Dimension, parse_dimension

@@ -156,15 +156,17 @@ def evaluate_conditional(family: Family, nets: Nets, evaluator: Evaluator, data:
     labels = family.balanced_labels(n).numpy()
     accuracy = label_accuracy(evaluator.model, draw(family, nets, n, cfg.eval.seed, labels=labels), labels)
     intra, floor = [], []
+    train_y = data.train_labels()  # [N_train]: the order of the evaluator's train features
     for c in range(k):
-        mu, cov = feature_stats(evaluator.train_features[data.y_train == c])
+        mu, cov = feature_stats(evaluator.train_features[train_y == c])
         n_c = int((data.y_test == c).sum())
         generated = draw(family, nets, n_c, cfg.eval.seed + 1 + c, labels=np.full(n_c, c))
         intra.append(frechet_distance(*feature_stats(evaluator.features(generated)), mu, cov))
         floor.append(frechet_distance(*feature_stats(evaluator.test_features[data.y_test == c]), mu, cov))
-    train_labels = family.balanced_labels(len(data.x_train)).numpy()
+    train_labels = family.balanced_labels(data.n_train).numpy()
     synthetic = draw(family, nets, len(train_labels), cfg.eval.seed + 1000, labels=train_labels)
-    _, cas = train_classifier(classifier_cfg, replace(data, x_train=to_uint8(synthetic), y_train=train_labels))
+    _, cas = train_classifier(classifier_cfg, replace(data, x_train=to_uint8(synthetic), y_train=train_labels,
+                                                         train_shards=None))
     log.info("conditional: label accuracy %.3f, intra-FID %.2f (floor %.2f), CAS %.3f (real %.3f)", accuracy,
              np.mean(intra), np.mean(floor), cas, evaluator.meta["test_accuracy"])
     return {"label_accuracy": accuracy, "intra_fid": float(np.mean(intra)), "intra_fid_floor": float(np.mean(floor)),

@@ -12,6 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,6 +24,7 @@ from pipeline.config import EvaluatorConfig
 from dataclasses import replace
 
 from pipeline.data import DataSpec, Prepared, to_unit_range
+from pipeline.data.shards import local_stream
 from pipeline.data.stacked import unstack
 from pipeline.data.npz import save_npz
 from pipeline.metrics import feature_stats
@@ -35,21 +37,44 @@ log = logging.getLogger(__name__)
 def train_classifier(cfg: EvaluatorConfig, data: Prepared) -> tuple[EvaluatorCNN, float]:
     """Train on the train split (with small random shifts); returns (model, test accuracy)."""
     torch.manual_seed(cfg.seed)
-    x = torch.from_numpy(to_unit_range(data.x_train))
-    y = torch.from_numpy(data.y_train)
+    epoch_batches = _streamed_batches(cfg, data) if data.streamed else _memory_batches(cfg, data)
     model = EvaluatorCNN(data.spec.channels, data.spec.num_classes, cfg.feature_dim, data.spec.image_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    for _ in tqdm(range(cfg.epochs), desc="evaluator", unit="epoch", disable=None):
+    for epoch in tqdm(range(cfg.epochs), desc="evaluator", unit="epoch", disable=None):
         model.train()
-        perm = torch.randperm(len(x), generator=generator)
-        for i in range(0, len(x), cfg.batch_size):
-            idx = perm[i:i + cfg.batch_size]
-            loss = F.cross_entropy(model(translation(x[idx])), y[idx])
+        for x, y in epoch_batches(epoch):
+            loss = F.cross_entropy(model(translation(x)), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
     return model.eval(), accuracy(model, data.x_test, data.y_test)
+
+
+def _memory_batches(cfg: EvaluatorConfig, data: Prepared) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """Shuffled batches of the in-memory train split, the last one short."""
+    x = torch.from_numpy(to_unit_range(data.x_train))
+    y = torch.from_numpy(data.y_train)
+    generator = torch.Generator().manual_seed(cfg.seed)
+
+    def epoch_batches(_: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        perm = torch.randperm(len(x), generator=generator)
+        for i in range(0, len(x), cfg.batch_size):
+            idx = perm[i:i + cfg.batch_size]
+            yield x[idx], y[idx]
+
+    return epoch_batches
+
+
+def _streamed_batches(cfg: EvaluatorConfig, data: Prepared) -> Callable[[int], Iterator[tuple[torch.Tensor, torch.Tensor]]]:
+    """Batches of a streamed train split, read with pyarrow in a new shuffled order each epoch
+    (no Ray in the driver); one shard and a shuffle window in memory at a time."""
+    shape = (data.spec.channels, data.spec.image_size, data.spec.image_size)
+
+    def epoch_batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for batch in local_stream(data.train_shards, cfg.batch_size, seed=cfg.seed * 100_003 + epoch):
+            yield torch.from_numpy(to_unit_range(batch["image"].reshape(-1, *shape))), torch.from_numpy(batch["label"])
+
+    return epoch_batches
 
 
 def accuracy(model: EvaluatorCNN, images_uint8: np.ndarray, labels: np.ndarray) -> float:
@@ -87,17 +112,24 @@ def build_evaluator(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -
     model, test_accuracy = train_classifier(cfg, data)
     log.info("evaluator test accuracy %.4f", test_accuracy)
     meta = {"kind": "classifier", "dataset_sha256": data.sha256, "extractor": f"EvaluatorCNN({model.arch})",
-            "test_accuracy": test_accuracy, "n_train": int(len(data.x_train)), "n_test": int(len(data.x_test))}
-    _write_atomically(out_dir, lambda tmp: _write_classifier(tmp, model, data.x_train, data.x_test), meta)
+            "test_accuracy": test_accuracy, "n_train": data.n_train, "n_test": int(len(data.x_test))}
+    x_train = data.x_train if not data.streamed else None  # None: features computed shard by shard
+    _write_atomically(out_dir, lambda tmp: _write_classifier(tmp, model, x_train, data.x_test, data), meta)
     return meta
 
 
-def _write_classifier(directory: Path, model: EvaluatorCNN, x_train: np.ndarray, x_test: np.ndarray) -> None:
+def _write_classifier(directory: Path, model: EvaluatorCNN, x_train: np.ndarray | None, x_test: np.ndarray,
+                      data: Prepared | None = None) -> None:
     """``evaluator.pt`` and ``reference.npz`` (features of the real train and test images, train
-    mean and covariance) into ``directory``."""
+    mean and covariance) into ``directory``. ``x_train`` None: a streamed split, read from ``data``'s
+    shards in chunks of whole feature batches (500 rows), so the features equal the in-memory ones."""
     directory.mkdir(parents=True, exist_ok=True)
     torch.save({"arch": model.arch, "state_dict": model.state_dict()}, directory / "evaluator.pt")
-    train_features = extract_features(model, to_unit_range(x_train))
+    if x_train is None:
+        train_features = np.concatenate([extract_features(model, to_unit_range(x))
+                                         for x, _ in data.iter_train(batch_rows=4000)])
+    else:
+        train_features = extract_features(model, to_unit_range(x_train))
     train_mu, train_cov = feature_stats(train_features)
     save_npz(directory / "reference.npz", train_features=train_features, train_mu=train_mu, train_cov=train_cov,
              test_features=extract_features(model, to_unit_range(x_test)))
@@ -141,10 +173,10 @@ def _build_domain_classifiers(cfg: EvaluatorConfig, data: Prepared, out_dir: str
 def _build_channel_classifier(cfg: EvaluatorConfig, data: Prepared, out_dir: str | Path) -> dict:
     """Stacked digits: a one-channel digit classifier, trained on the distinct digits in the train
     stacks and tested on those in the test stacks; it labels each channel of a sample."""
-    x_train, y_train = unstack(data.x_train, data.y_train)
+    x_train, y_train = _unstack_train(data)
     x_test, y_test = unstack(data.x_test, data.y_test)
     classes = data.meta["classes_per_channel"]
-    singles = replace(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+    singles = replace(data, x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test, train_shards=None,
                       spec=DataSpec(1, data.spec.image_size, classes))
     model, test_accuracy = train_classifier(cfg, singles)
     log.info("per-channel evaluator test accuracy %.4f on %d distinct test digits", test_accuracy, len(x_test))
@@ -153,6 +185,18 @@ def _build_channel_classifier(cfg: EvaluatorConfig, data: Prepared, out_dir: str
     _write_atomically(out_dir, lambda tmp: torch.save({"arch": model.arch, "state_dict": model.state_dict()},
                                                       tmp / "evaluator.pt"), meta)
     return meta
+
+
+def _unstack_train(data: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct single digits of the stacked train split (``unstack``), chunk by chunk when it
+    is streamed: the distinct digits of each chunk, then of them all (first occurrences, in order)."""
+    if not data.streamed:
+        return unstack(data.x_train, data.y_train)
+    parts = [unstack(x, y) for x, y in data.iter_train()]
+    singles, classes = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    _, first = np.unique(singles.reshape(len(singles), -1), axis=0, return_index=True)
+    first = np.sort(first)
+    return singles[first], classes[first]
 
 
 def _write_atomically(out_dir: str | Path, write, meta: dict) -> None:

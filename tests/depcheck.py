@@ -177,8 +177,10 @@ def data_dep_problems(name: str, definition: dict) -> list[str]:
     deps = [d for d in definition.get("deps", []) if isinstance(d, str) and not is_code(d)]
     outputs = stage_outputs(definition)
     reads = [p for p in cmd_paths(definition) if not any(covers(p, out) for out in outputs)]
+    # A prepared dataset is read through its sidecar, which may point to the train split's shards.
+    reads += [p[:-len(".npz")] + ".shards" for p in reads if p.startswith("data/prepared/") and p.endswith(".npz")]
     expected = reads + EXTRA_DATA_DEPS.get(name, [])
-    return ([f"{name}: reads {p} (its cmd names it) but does not list it in deps" for p in expected if p not in deps]
+    return ([f"{name}: reads {p} (its cmd names it, or the prepared .npz it names) but does not list it in deps" for p in expected if p not in deps]
             + [f"{name}: dep {d} is neither read by its cmd nor an extra data dep" for d in deps
                if d not in expected])
 

@@ -8,6 +8,8 @@ no test digit image is ever seen in training.
 
 from __future__ import annotations
 
+from typing import Iterator
+
 import numpy as np
 
 DIGIT_CLASSES = 10
@@ -23,6 +25,17 @@ def stack_digits(images: np.ndarray, labels: np.ndarray, n: int, seed: int) -> t
     picks = np.random.default_rng(seed).integers(0, len(images), size=(n, CHANNELS))  # [n, 3]
     stacked = images[picks, 0]  # [n, 3, S, S]
     return stacked, mode_index(labels[picks])
+
+
+def stack_digit_chunks(images: np.ndarray, labels: np.ndarray, n: int, seed: int,
+                       chunk: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """:func:`stack_digits` drawn ``chunk`` samples at a time, for writing shards of a train split
+    larger than memory (one seeded stream of draws: the same samples whatever ``chunk`` is)."""
+    assert images.shape[1] == 1, f"stacking needs one-channel digit images, got {images.shape[1]} channels"
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, chunk):
+        picks = rng.integers(0, len(images), size=(min(chunk, n - start), CHANNELS), dtype=np.int64)  # [c, 3]
+        yield images[picks, 0], mode_index(labels[picks])  # [c, 3, S, S], [c]
 
 
 def mode_index(channel_labels: np.ndarray) -> np.ndarray:

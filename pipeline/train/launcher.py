@@ -16,12 +16,13 @@ from typing import Any, Callable
 
 from pipeline.train.ray_env import TRAIN_POLL_ENV  # (must precede `import ray`)
 import ray
-from ray.train import CheckpointConfig, FailureConfig, Result, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
 from pipeline.config import TrainingConfig
 from pipeline.data import meta_path
 from pipeline.data.npz import sha256_file
+from pipeline.data.shards import ray_dataset
 from pipeline.train.storage import STORAGE_ENV, is_uri
 from pipeline.train.loop import TrainJob, train_loop
 
@@ -125,19 +126,66 @@ def forwarded_env() -> dict[str, str]:
     return {key: os.environ[key] for key in keys if os.environ.get(key) and key not in from_job}
 
 
+# CPUs a streamed job leaves to Ray Data: its file-listing task and read tasks each take one, and
+# never get it if the Train workers hold every CPU (REFERENCE.md: 2 workers x 1 CPU on 2 CPUs hang).
+DATA_CPUS = 1.0
+
+
+def streaming_cpus(cpus_per_worker: int, num_workers: int, cluster_cpus: float) -> tuple[float, float]:
+    """(CPUs each Train worker reserves, CPUs Ray Data may use) for a streamed job: the workers'
+    ``cpus_per_worker`` when DATA_CPUS are left over, else less (whole CPUs while at least one each,
+    then a fraction: the worker still runs ``cpus_per_worker`` torch threads)."""
+    free = cluster_cpus - cpus_per_worker * num_workers
+    if free >= DATA_CPUS:
+        return float(cpus_per_worker), free
+    share = (cluster_cpus - DATA_CPUS) / num_workers
+    if share <= 0:
+        raise ValueError(f"streaming needs {DATA_CPUS:g} CPU for Ray Data besides the workers' and the Ray cluster "
+                         f"has {cluster_cpus:g}; lower num_workers or add CPUs")
+    worker = float(int(share)) if share >= 1 else int(share * 100) / 100  # Ray: quantities > 1 are whole
+    return worker, cluster_cpus - worker * num_workers
+
+
+def streamed_shards(data_path: str) -> Path | None:
+    """The shards directory of a prepared dataset whose train split is streamed, else None."""
+    meta = json.loads(meta_path(data_path).read_text())
+    return Path(data_path).resolve().parent / meta["train_shards"] if meta.get("train_shards") else None
+
+
+def data_options(job: TrainJob, cfg: TrainingConfig) -> tuple[dict[str, Any], float]:
+    """TorchTrainer keyword arguments for the job's data and the CPUs each worker reserves: nothing
+    extra for data in memory (shipped with the job); for a streamed split a Ray Dataset over its
+    shards (split across the workers by Ray Train) and a Data CPU limit that fits beside them."""
+    shards = streamed_shards(job.data_path)
+    if shards is None:
+        return {}, cfg.cpus_per_worker
+    worker_cpus, data_cpus = streaming_cpus(cfg.cpus_per_worker, cfg.num_workers, ray.cluster_resources()["CPU"])
+    from ray.data import ExecutionOptions, ExecutionResources
+
+    limits = ExecutionOptions(resource_limits=ExecutionResources.for_limits(cpu=data_cpus))
+    log.info("streaming %s through Ray Data: %g CPU per worker, up to %g CPU for reading", shards, worker_cpus,
+             data_cpus)
+    dataset = ray_dataset(shards, cfg.seed, read_cpus=min(1.0, data_cpus))
+    return {"datasets": {"train": dataset}, "dataset_config": DataConfig(execution_options=limits)}, worker_cpus
+
+
 def run_training(job: TrainJob, cfg: TrainingConfig, storage_path: str, run_name: str,
                  worker_fn: Callable[[dict[str, Any]], None] = ray_worker_entry,
                  callbacks: list | None = None) -> Result:
     """Run ``worker_fn`` on ``cfg.num_workers`` Ray Train workers; returns the Ray Train result.
 
-    ``callbacks``: Ray Train callbacks (a tuning trial passes Tune's report callback).
+    ``callbacks``: Ray Train callbacks (a tuning trial passes Tune's report callback). A streamed
+    train split (``prepare`` wrote shards) is read through Ray Data, not shipped with the job; its
+    shards must be readable where Ray runs the read tasks (one machine, or a shared filesystem).
     """
     assert os.path.isabs(storage_path) or is_uri(storage_path), (
         f"storage_path must be absolute (workers chdir) or a URI: {storage_path}")
     init_ray()
-    resources = {"CPU": cfg.cpus_per_worker, **({"GPU": 1} if cfg.use_gpu else {})}
+    data_kwargs, worker_cpus = data_options(job, cfg)
+    resources = {"CPU": worker_cpus, **({"GPU": 1} if cfg.use_gpu else {})}
     trainer = TorchTrainer(
         worker_fn,
+        **data_kwargs,
         train_loop_config=ship_data(job.to_dict()),
         torch_config=TorchConfig(backend="nccl" if cfg.use_gpu else "gloo"),
         scaling_config=ScalingConfig(num_workers=cfg.num_workers, use_gpu=cfg.use_gpu,

@@ -90,7 +90,7 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
     start_epoch, step, history = resume_state(session, nets, opts, job.variant, job.adopt_checkpoint)
     objective = make_objective(job.objective, family, data) if rank == 0 else None
 
-    batches = training_batches(data, cfg.batch_size, rank, world, cfg.seed, device)
+    batches = training_batches(data, cfg.batch_size, rank, world, cfg.seed, device, session)
     env = StepEnv(step=step, device=device, sync_grads=make_grad_sync(world),
                   autocast=autocast_for(cfg.precision, device))
     logger = _run_logger(job) if rank == 0 and job.run_id else None

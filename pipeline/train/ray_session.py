@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import Any, Iterator
+
+import numpy as np
 
 import pipeline.train.ray_env  # noqa: F401  (must precede `import ray`)
 import ray
@@ -12,7 +14,13 @@ import ray.train
 import ray.train.torch
 from ray.train import Checkpoint
 
+from pipeline.data.shards import table_columns
+
 log = logging.getLogger(__name__)
+
+# Rows each worker shuffles locally (Ray Data's local shuffle buffer), on top of the per-epoch
+# reshuffle of the shard order: ~4 MB of 1x16x16 rows, ~50 MB at 3x64x64.
+SHUFFLE_BUFFER_ROWS = 4096
 
 
 class RayTrainSession:
@@ -27,6 +35,16 @@ class RayTrainSession:
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         checkpoint = Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.train.report(metrics, checkpoint=checkpoint)  # a barrier: every rank calls it
+
+    def stream_batches(self, shards_dir: str, batch_size: int, shuffle_seed: int) -> Iterator[dict[str, np.ndarray]]:
+        """This worker's split of the trainer's ``train`` dataset for one epoch (``shards_dir`` is
+        unused: the launcher built the dataset). Ray Data gives every worker a disjoint, equal part
+        (``streaming_split(equal=True)``) and re-reads the shards in a new order each epoch."""
+        shard = ray.train.get_dataset_shard("train")
+        for batch in shard.iter_batches(batch_size=batch_size, batch_format="pyarrow", drop_last=True,
+                                        local_shuffle_buffer_size=SHUFFLE_BUFFER_ROWS,
+                                        local_shuffle_seed=shuffle_seed):
+            yield table_columns(batch)
 
     def latest_checkpoint(self) -> str | None:
         checkpoint = ray.train.get_checkpoint()

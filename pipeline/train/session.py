@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+
+from pipeline.data.shards import local_stream
 
 
 class Session(Protocol):
@@ -21,6 +25,12 @@ class Session(Protocol):
 
     def latest_checkpoint(self) -> str | None:
         """Local directory of the checkpoint to resume from, or None for a fresh start."""
+
+    def stream_batches(self, shards_dir: str, batch_size: int, shuffle_seed: int) -> Iterator[dict[str, np.ndarray]]:
+        """One epoch of this rank's part of a streamed train split, ``batch_size`` rows a batch
+        (``image`` uint8 [b, C*H*W], ``label`` and ``index`` int64 [b]); full batches only.
+        ``shards_dir`` serves sessions that read the shards themselves; under Ray Train the
+        trainer's dataset is used instead. Optional: only needed for streamed datasets."""
 
 
 class LocalSession:
@@ -43,6 +53,10 @@ class LocalSession:
             tmp = target.with_name(target.name + ".tmp")
             shutil.copytree(checkpoint_dir, tmp)
             tmp.rename(target)
+
+    def stream_batches(self, shards_dir: str, batch_size: int, shuffle_seed: int) -> Iterator[dict[str, np.ndarray]]:
+        """The whole split (one process), shuffled with pyarrow alone (no Ray)."""
+        return local_stream(shards_dir, batch_size, shuffle_seed)
 
     def latest_checkpoint(self) -> str | None:
         found = sorted(p for p in self.storage_dir.glob("checkpoint_*") if not p.name.endswith(".tmp"))

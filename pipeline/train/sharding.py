@@ -5,11 +5,14 @@ Each epoch draws one permutation from (seed, epoch), identical on every rank; gl
 incomplete global batch is dropped, so every rank takes the same number of steps (the all-reduce
 and ``report`` barriers need that), and 1 worker with batch B sees exactly the batches that 2
 workers with batch B see together.
+
+A train split kept in Parquet shards (larger than memory) is served by :class:`StreamedBatches`
+from the Session's stream (under Ray Train, a Ray Data shard of the dataset per worker).
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -76,10 +79,52 @@ class UnpairedBatches:
             yield self.x_a[idx_a], self.x_b[idx_b]  # [b, C, H, W] each
 
 
+class StreamedBatches:
+    """Batches of a streamed train split, from ``session.stream_batches`` (each rank its own
+    disjoint part of every epoch; the order reshuffled per epoch by the stream).
+
+    Every rank stops after ``n_train // global_batch`` steps (the number the in-memory path takes),
+    so all ranks all-reduce and report the same number of times even if their streams differ in
+    length by a batch. Images go from uint8 to [-1, 1] as in memory (``as_training_array``).
+    """
+
+    def __init__(self, session: Any, data: Prepared, global_batch: int, rank: int, world_size: int, seed: int,
+                 device: torch.device | str = "cpu"):
+        assert global_batch % world_size == 0, (
+            f"global batch {global_batch} must be a multiple of world_size {world_size}")
+        assert data.n_train >= global_batch, (
+            f"dataset of {data.n_train} images is smaller than one batch ({global_batch})")
+        assert hasattr(session, "stream_batches"), f"{type(session).__name__} cannot stream a train split from shards"
+        self.session, self.data, self.device = session, data, device
+        self.global_batch, self.rank, self.seed = global_batch, rank, seed
+        self.local_batch = global_batch // world_size
+        self.shape = (data.spec.channels, data.spec.image_size, data.spec.image_size)
+
+    def steps_per_epoch(self) -> int:
+        return self.data.n_train // self.global_batch
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        shuffle_seed = int(np.random.SeedSequence([self.seed, self.rank, epoch, 1]).generate_state(1)[0])
+        stream = self.session.stream_batches(self.data.train_shards, self.local_batch, shuffle_seed)
+        steps = 0
+        for batch in stream:
+            x = torch.from_numpy(as_training_array(batch["image"].reshape(-1, *self.shape)))
+            yield x.to(self.device), torch.from_numpy(batch["label"]).to(self.device)  # [b, C, H, W], [b]
+            steps += 1
+            if steps == self.steps_per_epoch():
+                break  # the other ranks stop here too: equal step counts keep the collectives paired
+        assert steps == self.steps_per_epoch(), (
+            f"rank {self.rank}: the stream ended after {steps} of {self.steps_per_epoch()} batches of {self.local_batch}")
+
+
 def training_batches(data: Prepared, global_batch: int, rank: int, world_size: int, seed: int,
-                     device: torch.device | str = "cpu") -> ShardedBatches | UnpairedBatches:
+                     device: torch.device | str = "cpu",
+                     session: Any = None) -> ShardedBatches | UnpairedBatches | StreamedBatches:
     """The batches a family trains on: (x, y) of one dataset, or (x_A, x_B) of two unpaired domains.
-    Arrays go to ``device`` once, up front."""
+    Arrays go to ``device`` once, up front; a streamed split comes through ``session`` batch by batch."""
+    if data.streamed:
+        return StreamedBatches(session, data, global_batch, rank, world_size, seed, device)
+
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(as_training_array(array) if array.dtype != np.int64 else array).to(device)
 

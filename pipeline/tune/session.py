@@ -3,11 +3,15 @@ checkpoints are Tune checkpoints, so PBT can hand one trial's checkpoint to anot
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterator
+
+import numpy as np
 
 import pipeline.train.ray_env  # noqa: F401  (must precede `import ray`)
 import ray.tune
 from ray.tune import Checkpoint
+
+from pipeline.data.shards import local_stream
 
 
 class RayTuneSession:
@@ -19,6 +23,10 @@ class RayTuneSession:
     def report(self, metrics: dict[str, Any], checkpoint_dir: str | None = None) -> None:
         checkpoint = Checkpoint.from_directory(checkpoint_dir) if checkpoint_dir else None
         ray.tune.report(metrics, checkpoint=checkpoint)  # persists the checkpoint before returning
+
+    def stream_batches(self, shards_dir: str, batch_size: int, shuffle_seed: int) -> Iterator[dict[str, np.ndarray]]:
+        """A streamed train split read by this one process with pyarrow (a PBT trial has no Ray Train dataset)."""
+        return local_stream(shards_dir, batch_size, shuffle_seed)
 
     def latest_checkpoint(self) -> str | None:
         checkpoint = ray.tune.get_checkpoint()  # after a PBT exploit: the better trial's checkpoint
