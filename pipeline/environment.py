@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+from pipeline.numerics import describe_mode
+
 # Distributions whose versions decide results or their bookkeeping (PyPI names, as pip shows them).
 LIBRARIES = ("torch", "numpy", "ray", "mlflow", "dvc", "scikit-learn", "scipy", "pillow", "pandas",
              "pyarrow", "pydantic", "torchmetrics")
@@ -35,9 +37,11 @@ NUMERIC_FLAGS = ("sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "avx_vnni", "
                  "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
                  "amx_bf16", "amx_int8", "asimd", "asimdhp", "fphp", "sve", "sve2", "bf16", "i8mm")
 
-# Variables that change which kernels run or how many threads split a reduction.
-ENV_VARS = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS",
-            "OMP_NUM_THREADS", "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG")
+# Variables that change which kernels run or how many threads split a reduction, and the switch of
+# the bit-reproducible mode that pins them (pipeline.numerics).
+ENV_VARS = ("GAN_LAB_BITWISE", "GAN_LAB_BITWISE_THREADS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+            "ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS", "CUBLAS_WORKSPACE_CONFIG")
 
 # torch.__config__.parallel_info() lines naming a backend, and the version each says (kept short: the
 # rest of that text repeats the thread counts recorded on their own).
@@ -57,7 +61,8 @@ def describe_environment(device: str | torch.device = "cpu") -> dict[str, Any]:
     Returns:
         ``python``, ``platform``, ``libraries`` (version or None when not installed),
         ``cpu`` (model, numerics-relevant flags, torch's dispatch capability, logical cores),
-        ``torch`` (intra-op and inter-op threads, parallel backend), ``env`` (the variables of
+        ``torch`` (intra-op and inter-op threads, parallel backend, whether deterministic
+        algorithms are enforced and the bit-reproducible mode is on), ``env`` (the variables of
         :data:`ENV_VARS`, None when unset), ``device`` and ``cuda`` (version of torch's build, device
         name, None without one). The thread counts and variables are read at each call (a worker
         changes them); the rest is read once per process.
@@ -66,7 +71,7 @@ def describe_environment(device: str | torch.device = "cpu") -> dict[str, Any]:
     return {
         **{k: v for k, v in static.items() if k != "cuda"},
         "torch": {"num_threads": torch.get_num_threads(), "num_interop_threads": torch.get_num_interop_threads(),
-                  **_parallel_backend()},
+                  **describe_mode(), **_parallel_backend()},
         "env": {name: os.environ.get(name) for name in ENV_VARS},
         "device": str(device),
         "cuda": static["cuda"],

@@ -11,6 +11,12 @@ ROOT = Path(__file__).resolve().parent.parent
 # another copy of the repository is installed in the environment.
 sys.path.insert(0, str(ROOT))
 
+from pipeline import numerics  # noqa: E402
+
+# GAN_LAB_BITWISE=1: pin oneDNN/MKL/ATen's instruction set, deterministic algorithms and the thread
+# count before any stage computes (the libraries read their settings once, at first use).
+numerics.configure_torch()
+
 from pipeline.config import ConfigError, Params, load_params  # noqa: E402
 
 

@@ -23,6 +23,7 @@ from pipeline.config import TrainingConfig
 from pipeline.data import meta_path
 from pipeline.data.npz import sha256_file
 from pipeline.data.shards import ray_dataset
+from pipeline.numerics import PINNED_ENV, pinned_env
 from pipeline.train.storage import STORAGE_ENV, is_uri
 from pipeline.train.loop import TrainJob, train_loop
 
@@ -106,10 +107,12 @@ def cluster_resources() -> dict[str, float]:
 
 # What Ray's workers need from the driver's environment: MLflow's server address and credentials
 # (rank 0 logs), the experiment name, the report polling interval, and every GAN_LAB_* setting (the
-# checkpoint storage, and the import recorder of the DVC deps check, tests/importlog).
-FORWARDED_ENV = (TRAIN_POLL_ENV, "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD",
-                 "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH",
-                 "MLFLOW_EXPERIMENT_NAME", STORAGE_ENV)
+# checkpoint storage, the bit-reproducible switch, and the import recorder of the DVC deps check,
+# tests/importlog), and the variables that select the numerics' kernels (pipeline.numerics): a worker
+# computes like its driver, and with GAN_LAB_BITWISE=1 starts with them pinned.
+FORWARDED_ENV = (*PINNED_ENV, TRAIN_POLL_ENV, "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
+                 "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS",
+                 "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_EXPERIMENT_NAME", STORAGE_ENV)
 FORWARDED_PREFIX = "GAN_LAB_"
 
 
@@ -123,7 +126,10 @@ def forwarded_env() -> dict[str, str]:
     job_config = json.loads(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR") or "{}")
     from_job = set((job_config.get("runtime_env") or {}).get("env_vars") or {})
     keys = [*FORWARDED_ENV, *(key for key in os.environ if key.startswith(FORWARDED_PREFIX))]
-    return {key: os.environ[key] for key in keys if os.environ.get(key) and key not in from_job}
+    # The mode's values win over the driver's own (a driver not started through stages/_common.py
+    # may not have pinned them): Ray workers read them before their first tensor operation.
+    values = {**{key: os.environ[key] for key in keys if os.environ.get(key)}, **pinned_env()}
+    return {key: value for key, value in values.items() if key not in from_job}
 
 
 # CPUs a streamed job leaves to Ray Data: its file-listing task and read tasks each take one, and

@@ -26,6 +26,7 @@ from pipeline.environment import describe_environment
 from pipeline.families import family_for
 from pipeline.families.base import StepEnv, autocast_for
 from pipeline.images import preview
+from pipeline.numerics import configure_torch
 from pipeline.objective import make_objective
 from pipeline.sampling import translation_picture
 from pipeline.train.checkpoint import load_checkpoint, restore, save_checkpoint
@@ -81,6 +82,7 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
     rank, world = session.world_rank, session.world_size
     device = getattr(session, "device", torch.device("cpu"))
     torch.set_num_threads(cfg.cpus_per_worker)
+    configure_torch(cfg.cpus_per_worker)  # GAN_LAB_BITWISE=1: deterministic algorithms too
 
     data = load_prepared(job.data_path)
     family = family_for(cfg)
