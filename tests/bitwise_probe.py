@@ -1,4 +1,4 @@
-"""Run in a subprocess by tests/unit/test_bitwise.py: train what a stage trains, print sha256s.
+"""Run in a subprocess by tests/integration/test_bitwise_processes.py: train what a stage trains, print sha256s.
 
 Usage: ``python tests/bitwise_probe.py DIGITS_NPZ WORKDIR [--ray]``. Imports ``stages/_common.py``
 first, as every stage does, so GAN_LAB_BITWISE=1 takes effect exactly as in ``dvc repro``. Prints

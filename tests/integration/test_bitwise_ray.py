@@ -1,7 +1,7 @@
 """The bit-reproducible mode reaches Ray Train workers through the runtime env the launcher builds.
 
 The driver runs with other kernels (``ONEDNN_MAX_CPU_ISA=AVX`` and ATen's DEFAULT, as in
-tests/unit/test_bitwise.py) and does not pin them itself; with ``GAN_LAB_BITWISE=1`` its Ray worker
+tests/integration/test_bitwise_processes.py) and does not pin them itself; with ``GAN_LAB_BITWISE=1`` its Ray worker
 must start pinned (its checkpoint's environment record says so) and train the same bits as the
 mode's in-process run on this machine's own kernels. Its own embedded Ray, in a subprocess: the
 session's shared Ray was started without the mode. Without the mode the same driver's worker

@@ -23,6 +23,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 from helpers import ROOT
 from pipeline import numerics
 
