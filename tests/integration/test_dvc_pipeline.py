@@ -223,8 +223,10 @@ def test_a_profile_runs_as_a_dvc_experiment_and_leaves_the_tree_clean(reproduced
 
     assert (repo / "params.yaml").read_bytes() == params_before
     assert run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout == status_before
+    # The profile command's closing line (DVC prints its own `dvc exp apply <exp>` hint too).
     name = next(line.split("dvc exp apply ")[1].split("`")[0] for line in out.stdout.splitlines()
-                if "dvc exp apply" in line)
+                if line.startswith("profile tiny:"))
+    assert name.startswith("tiny-")
     shown = run(["dvc", "exp", "show", "--json"], repo).stdout
     assert name in shown
     assert len(client.search_runs(client.get_experiment_by_name("gan-lab").experiment_id,
