@@ -166,7 +166,7 @@ def profile_command(args: argparse.Namespace) -> int:
     print("running:", " ".join(command), flush=True)
     done = subprocess.run(command, env=env).returncode
     if done == 0:
-        print(f"profile {args.name}: see `dvc exp show`; `dvc exp apply {command[5]}` brings its params and "
+        print(f"profile {args.name}: see `dvc exp show`; `dvc exp apply {command[command.index('--name') + 1]}` brings its params and "
               "outputs into the workspace; MLflow has its runs (`mlflow ui`)")
     return done
 
