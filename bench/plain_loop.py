@@ -20,6 +20,7 @@ from plain import parse_overrides, plain_epochs
 from pipeline.config import load_params, variant_from_dict
 from pipeline.data import load_prepared
 from pipeline.evaluate import image_metrics, sample_count
+from pipeline.evaluator import label_accuracy
 from pipeline.metrics.features import load_evaluator
 from pipeline.sampling import draw
 
@@ -43,7 +44,11 @@ def main() -> None:
         out_of_time = args.max_minutes is not None and time.perf_counter() - started > 60 * args.max_minutes
         if epoch % args.eval_every == 0 or epoch == cfg.epochs or out_of_time:
             m = image_metrics(evaluator, draw(family, nets, n, cfg.eval.seed), cfg, n)
-            print(json.dumps({"epoch": epoch, "wall_s": round(time.perf_counter() - started, 1),
+            if getattr(cfg, "conditional", False):  # the samples' class fidelity, as evaluate@ measures it
+                labels = family.balanced_labels(n).numpy()
+                samples = draw(family, nets, n, cfg.eval.seed, labels=labels)
+                m["label_accuracy"] = round(label_accuracy(evaluator.model, samples, labels), 4)
+            print(json.dumps({**({"label_accuracy": m["label_accuracy"]} if "label_accuracy" in m else {}),"epoch": epoch, "wall_s": round(time.perf_counter() - started, 1),
                               "samples_per_s": round(rate), "fid": round(m["fid"], 3),
                               "fid_over_floor": round(m["fid_over_floor"], 2), "kid": round(m["kid_mean"], 3)}),
                   flush=True)

@@ -13,6 +13,9 @@ A profile file (``profiles/<name>.yaml``) looks like::
 replaces, ``~key`` removes). ``make run PROFILE=<name>`` runs those as a DVC experiment in a
 temporary copy of the workspace, so the tracked ``params.yaml`` is never rewritten and the
 experiment (its params, metrics and outputs) is recorded by DVC against the commit it ran on.
+
+A profile's ``base`` may be another profile (``base: digits.yaml``): the chain is resolved from
+``params.yaml`` up, and its overrides are the base profile's followed by its own.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import yaml
 
 OVERLAY_KEYS = {"base", "drop", "set"}
+MAX_CHAIN = 8  # profiles on profiles: deeper than this is taken for a cycle
 
 
 class ProfileError(ValueError):
@@ -36,18 +40,14 @@ def is_overlay(raw: Any) -> bool:
     return isinstance(raw, dict) and "base" in raw
 
 
-def resolve(raw: dict[str, Any], where: Path) -> dict[str, Any]:
+def resolve(raw: dict[str, Any], where: Path, depth: int = 0) -> dict[str, Any]:
     """The whole params an overlay stands for: its base, minus ``drop``, merged with ``set``.
 
-    ``where`` is the overlay file (``base`` is relative to its folder).
+    ``where`` is the overlay file (``base`` is relative to its folder); a base that is itself an
+    overlay is resolved first.
     """
-    unknown = sorted(set(raw) - OVERLAY_KEYS)
-    if unknown:
-        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: base, drop, set")
-    base_path = where.parent / str(raw["base"])
-    if not base_path.is_file():
-        raise ProfileError(f"{where}: base {raw['base']!r} not found (relative to {where.parent})")
-    params = yaml.safe_load(base_path.read_text())
+    base_path, base_raw = _base(raw, where, depth)
+    params = resolve(base_raw, base_path, depth + 1) if is_overlay(base_raw) else base_raw
     for key in _drops(raw, where):
         parent, _, leaf = key.rpartition(".")
         node = _lookup(params, parent, where) if parent else params
@@ -57,11 +57,28 @@ def resolve(raw: dict[str, Any], where: Path) -> dict[str, Any]:
     return _merge(params, raw.get("set") or {})
 
 
-def dvc_overrides(raw: dict[str, Any], where: Path) -> list[str]:
-    """``dvc exp run -S`` arguments that turn the base params into the profile's."""
+def dvc_overrides(raw: dict[str, Any], where: Path, depth: int = 0) -> list[str]:
+    """``dvc exp run -S`` arguments that turn params.yaml into the profile's params (a base
+    profile's overrides first, then this overlay's: Hydra applies them in order)."""
+    base_path, base_raw = _base(raw, where, depth)
+    inherited = dvc_overrides(base_raw, base_path, depth + 1) if is_overlay(base_raw) else []
     flat: list[tuple[str, Any]] = []
     _flatten(raw.get("set") or {}, "", flat)
-    return [f"~{key}" for key in _drops(raw, where)] + [f"++{key}={hydra_value(value)}" for key, value in flat]
+    return inherited + [f"~{key}" for key in _drops(raw, where)] + [
+        f"++{key}={hydra_value(value)}" for key, value in flat]
+
+
+def _base(raw: dict[str, Any], where: Path, depth: int) -> tuple[Path, Any]:
+    """The overlay's base file and its parsed content (ProfileError naming the file if wrong)."""
+    unknown = sorted(set(raw) - OVERLAY_KEYS)
+    if unknown:
+        raise ProfileError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: base, drop, set")
+    if depth >= MAX_CHAIN:
+        raise ProfileError(f"{where}: profiles based on profiles more than {MAX_CHAIN} deep (a cycle?)")
+    base_path = where.parent / str(raw["base"])
+    if not base_path.is_file():
+        raise ProfileError(f"{where}: base {raw['base']!r} not found (relative to {where.parent})")
+    return base_path, yaml.safe_load(base_path.read_text())
 
 
 def hydra_value(value: Any) -> str:

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from pipeline.config import ConfigError, load_params, parse_params
-from pipeline.profiles import ProfileError, dvc_overrides, experiment_command, hydra_value, resolve
+from pipeline.profiles import ProfileError, dvc_overrides, experiment_command, hydra_value, is_overlay, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 PROFILES = sorted(p.stem for p in (ROOT / "profiles").glob("*.yaml"))
@@ -32,8 +32,11 @@ def test_dvc_applies_the_overrides_to_exactly_the_resolved_profile(tmp_path, nam
 
 @pytest.mark.parametrize("name", PROFILES)
 def test_a_profile_holds_only_what_it_changes(name):
-    raw = yaml.safe_load((ROOT / "profiles" / f"{name}.yaml").read_text())
-    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    path = ROOT / "profiles" / f"{name}.yaml"
+    raw = yaml.safe_load(path.read_text())
+    base_path = path.parent / raw["base"]
+    base = yaml.safe_load(base_path.read_text())
+    base = resolve(base, base_path) if is_overlay(base) else base  # a profile on a profile
 
     def unchanged(changes: dict, node: dict, where: str) -> list[str]:
         found = []
@@ -54,6 +57,21 @@ def test_resolve_drops_then_merges(tmp_path):
     raw = {"base": "../params.yaml", "drop": ["variants.b"], "set": {"variants": {"a": {"epochs": 5}, "c": {"x": 1}}}}
     assert resolve(raw, overlay) == {"variants": {"a": {"epochs": 5, "lr": 0.1}, "c": {"x": 1}}}
     assert dvc_overrides(raw, overlay) == ["~variants.b", "++variants.a.epochs=5", "++variants.c.x=1"]
+
+
+def test_a_profile_on_a_profile_applies_both_in_order(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"variants": {"a": {"epochs": 1, "lr": 0.1}, "b": {}}}))
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "base.yaml").write_text(yaml.safe_dump(
+        {"base": "../params.yaml", "drop": ["variants.b"], "set": {"variants": {"a": {"epochs": 5}}}}))
+    child = tmp_path / "profiles" / "child.yaml"
+    raw = {"base": "base.yaml", "drop": ["variants.a.lr"], "set": {"variants": {"a": {"epochs": 7}}}}
+    assert resolve(raw, child) == {"variants": {"a": {"epochs": 7}}}
+    assert dvc_overrides(raw, child) == ["~variants.b", "++variants.a.epochs=5", "~variants.a.lr",
+                                         "++variants.a.epochs=7"]
+    child.write_text(yaml.safe_dump({"base": "child.yaml"}))  # a cycle
+    with pytest.raises(ProfileError, match="more than 8 deep"):
+        resolve({"base": "child.yaml"}, child)
 
 
 def test_hydra_values_quote_strings():
