@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.families.base import Nets, Optimizers, StepEnv, grad_norm, recalibrate_batchnorm, update_ema
+from pipeline.families.base import (Family, Nets, Optimizers, StepEnv, grad_norm, recalibrate_batchnorm,
+                                    update_ema)
 from pipeline.losses import GENERATOR_LOSSES, discriminator_bce
 
 
@@ -72,7 +73,7 @@ def _generator_grad_norms(G: nn.Module, gen_logits: torch.Tensor) -> dict[str, f
     return norms
 
 
-class LatentGANFamily:
+class LatentGANFamily(Family):
     """What the gan and dcgan families share: Adam for G and D, the adversarial step, an EMA
     generator (``G_ema``, BatchNorm statistics re-estimated before sampling) and latent sampling.
 
@@ -81,12 +82,8 @@ class LatentGANFamily:
     ``lr_g``, ``lr_d``, ``beta1``, ``beta2`` and ``ema_decay``.
     """
 
-    sampling_net_name = "G_ema"
-    saved_net_names = ("G_ema",)
-    translates = False
-
     def __init__(self, cfg):
-        self.cfg = cfg
+        super().__init__(cfg)
         self._num_classes = 0  # set by build() from the data (conditional variants)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,9 +122,6 @@ class LatentGANFamily:
                                    compare_losses=self.compare_losses(), labels=labels)
         update_ema(nets["G_ema"], nets["G"], self.cfg.ema_decay, env.step)
         return scalars
-
-    def held_out_metrics(self, nets: Nets, x: torch.Tensor, seed: int) -> dict[str, float]:
-        return {}  # a GAN has no likelihood bound on held-out data
 
     def input_example(self, n: int) -> np.ndarray:
         z = torch.from_numpy(np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32))

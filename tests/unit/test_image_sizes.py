@@ -16,7 +16,7 @@ from pipeline.data import DataSpec, Prepared, to_unit_range
 from pipeline.evaluate import image_metrics
 from pipeline.evaluator import build_evaluator
 from pipeline.families import family_for
-from pipeline.families import stylegan as stylegan_family
+from pipeline.models import stylegan as stylegan_models
 from pipeline.families.base import StepEnv
 from pipeline.metrics.features import Evaluator, load_evaluator
 from pipeline.models.evaluator import EvaluatorCNN
@@ -139,7 +139,7 @@ def perturbed_stylegan(size: int):
 def test_stylegan_renders_in_chunks_with_the_images_of_one_pass(monkeypatch):
     family, nets = perturbed_stylegan(32)
     one_pass = family.sample(nets, 6, torch.Generator().manual_seed(1))
-    monkeypatch.setattr(stylegan_family, "RENDER_PIXELS", 2 * 32 * 32)  # 2 images per pass
+    monkeypatch.setattr(stylegan_models, "RENDER_PIXELS", 2 * 32 * 32)  # 2 images per pass
     chunked = family.sample(nets, 6, torch.Generator().manual_seed(1))
     assert torch.allclose(one_pass, chunked, atol=1e-5), "chunked rendering must not change the images"
 
