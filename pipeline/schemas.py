@@ -84,8 +84,8 @@ class TrainingConfig(Strict):
         return self.model_copy(update={"seed": seed, "seeds": None})
 
     def dataset_problems(self, where: str, dataset: Any) -> list[str]:
-        """Problems of this variant with its (image) ``dataset``, one line each; ``where`` is the
-        variant's key path in params.yaml."""
+        """The family's own checks of this variant, given its (image) ``dataset``: one line per
+        problem; ``where`` is the variant's key path in params.yaml."""
         return []
 
 
@@ -93,7 +93,8 @@ AugmentName = Literal["translation", "cutout"]
 
 
 class DcganConfig(TrainingConfig):
-    """DCGAN (Radford et al. 2016) with the 2014 GAN generator losses."""
+    """DCGAN (Radford et al. 2016) with the 2014 GAN losses, or the hinge loss, or the Wasserstein
+    loss without clipping or penalty (``wgan``: for experiments only; see ``pipeline.losses``)."""
 
     min_image_size: ClassVar[int] = 8  # G grows from 4x4 by doubling
     images_only: ClassVar[bool] = True
@@ -101,7 +102,7 @@ class DcganConfig(TrainingConfig):
     z_dim: int = Field(64, ge=1)
     g_width: int = Field(64, ge=4, description="channels of G's last hidden layer (ngf)")
     d_width: int = Field(64, ge=4, description="channels of D's first layer (ndf)")
-    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"
+    loss: Literal["nonsaturating", "minimax", "hinge", "wgan"] = "nonsaturating"
     lr_g: float = Field(2e-4, gt=0.0)
     lr_d: float = Field(2e-4, gt=0.0)
     beta1: float = Field(0.5, ge=0.0, lt=1.0)

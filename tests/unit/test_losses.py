@@ -3,7 +3,9 @@ import math
 import pytest
 import torch
 
-from pipeline.losses import discriminator_bce, generator_minimax, generator_nonsaturating
+from pipeline.losses import (ADVERSARIAL_LOSSES, GENERATOR_LOSSES, critic_wasserstein, discriminator_bce,
+                             discriminator_hinge, generator_minimax, generator_nonsaturating,
+                             generator_wasserstein)
 
 
 def sigmoid(x: float) -> float:
@@ -45,3 +47,23 @@ def test_losses_stay_finite_for_extreme_logits():
     for value in (discriminator_bce(extreme, extreme), generator_minimax(extreme),
                   generator_nonsaturating(extreme)):
         assert torch.isfinite(value)
+
+
+def test_hinge_discriminator_loss_by_hand():
+    real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-2.0, 0.0, 0.5])
+    # E[relu(1 - s_real)] = (0 + 0.5 + 2) / 3, E[relu(1 + s_fake)] = (0 + 1 + 1.5) / 3
+    assert discriminator_hinge(real, fake).item() == pytest.approx(2.5 / 3 + 2.5 / 3)
+
+
+def test_wasserstein_critic_and_generator_losses_by_hand():
+    real, fake = torch.tensor([1.0, 3.0]), torch.tensor([-1.0, 0.5])
+    assert critic_wasserstein(real, fake).item() == pytest.approx(-0.25 - 2.0)  # E[D(G(z))] - E[D(x)]
+    assert generator_wasserstein(fake).item() == pytest.approx(0.25)  # -E[D(G(z))]
+
+
+def test_every_dcgan_loss_has_a_d_and_a_g_part():
+    assert set(ADVERSARIAL_LOSSES) == {"minimax", "nonsaturating", "hinge", "wgan"}
+    scores = torch.tensor([0.3, -0.7])
+    for name, pair in ADVERSARIAL_LOSSES.items():
+        assert torch.isfinite(pair.discriminator(scores, -scores)) and torch.isfinite(pair.generator(scores)), name
+    assert set(GENERATOR_LOSSES) == {"minimax", "nonsaturating"}, "the gan family compares exactly these two"
