@@ -75,6 +75,22 @@ def generator_wasserstein(fake_scores: torch.Tensor) -> torch.Tensor:
     return -fake_scores.mean()
 
 
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     eps: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP's gradient penalty (Gulrajani et al. 2017), before its weight lambda:
+
+    GP = E[(||grad_xhat D(xhat)||_2 - 1)^2],  xhat = eps * x + (1 - eps) * G(z),
+
+    with one eps ~ U[0, 1] per sample (``eps`` [N], drawn by the caller) and the norm over all of a
+    sample's values. The gradient is taken with ``create_graph`` so that GP's own gradient reaches
+    the critic's parameters. ``real`` and ``fake`` [N, ...] are treated as constants.
+    """
+    eps = eps.view(-1, *([1] * (real.dim() - 1)))  # [N, 1, 1, 1] for images
+    xhat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(xhat).sum(), xhat, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
 @dataclass(frozen=True)
 class AdversarialLoss:
     """A D loss and a G loss that belong together; ``logits``: D's output is the logit of a

@@ -227,6 +227,36 @@ class StyleganConfig(TrainingConfig):
         return []
 
 
+class WganGpConfig(TrainingConfig):
+    """WGAN-GP (Gulrajani et al. 2017): the DCGAN generator and a critic without BatchNorm, trained on
+    the Wasserstein loss with a gradient penalty; ``n_critic`` critic updates per generator update."""
+
+    min_image_size: ClassVar[int] = 8
+    images_only: ClassVar[bool] = True
+
+    family: Literal["wgan_gp"]
+    z_dim: int = Field(64, ge=1)
+    g_width: int = Field(64, ge=4, description="channels of G's last hidden layer (ngf)")
+    d_width: int = Field(64, ge=4, description="channels of the critic's first layer")
+    critic_norm: Literal["layer", "none"] = Field("layer", description="normalisation inside the critic "
+                                                  "(never BatchNorm: the penalty is per sample)")
+    gp_lambda: float = Field(10.0, ge=0.0, description="weight of the gradient penalty (paper: 10)")
+    n_critic: int = Field(5, ge=1, description="critic updates per generator update (paper: 5)")
+    lr_g: float = Field(1e-4, gt=0.0)
+    lr_d: float = Field(1e-4, gt=0.0)
+    beta1: float = Field(0.0, ge=0.0, lt=1.0)
+    beta2: float = Field(0.9, ge=0.0, lt=1.0)
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="EMA generator for sampling (0: G itself, as in "
+                             "the paper)")
+
+    def dataset_problems(self, where: str, dataset: Any) -> list[str]:
+        per_worker = self.batch_size // self.num_workers
+        if self.n_critic > per_worker:
+            return [f"{where}.n_critic = {self.n_critic}: each critic update takes batch_size / num_workers / "
+                    f"n_critic real images; allowed: 1 .. {per_worker}"]
+        return []
+
+
 class TuneSpec(Strict):
     """A hyperparameter search of one variant (``tune.<variant>``); keys not in ``space`` keep the
     variant's values. Budgets are in epochs of the variant's dataset."""
@@ -253,4 +283,4 @@ class TuneSpec(Strict):
 # Explicit registry: family name -> its params schema. Adding a family adds one line here.
 VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {
     "dcgan": DcganConfig, "gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleganConfig,
-    "stylegan": StyleganConfig}
+    "stylegan": StyleganConfig, "wgan_gp": WganGpConfig}

@@ -32,6 +32,7 @@ VARIANTS: dict[str, dict] = {  # name -> a small variant of that family (cgan: d
     "stylegan": {"family": "stylegan", "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "g_width": 8, "d_width": 8,
                  "phase_images": 16, "fade_images": 16, "augment": ["translation"], "mixing_prob": 0.9},
     "gan": {"family": "gan", "z_dim": 8, "g_hidden": 32, "g_layers": 2, "d_hidden": 32, "d_layers": 2},
+    "wgan_gp": {"family": "wgan_gp", "z_dim": 8, "g_width": 8, "d_width": 8, "n_critic": 2},
 }
 
 
@@ -76,7 +77,7 @@ def check_forward_shapes(name: str, nets: dict, x: torch.Tensor, y: torch.Tensor
 
 
 @pytest.mark.parametrize("channels,size", SIZES)
-@pytest.mark.parametrize("name", ["dcgan", "cgan", "vae", "stylegan"])
+@pytest.mark.parametrize("name", ["dcgan", "cgan", "vae", "stylegan", "wgan_gp"])
 def test_family_trains_and_samples_at_real_sizes(name, channels, size):
     torch.manual_seed(0)
     family = family_for(variant(name, size))
