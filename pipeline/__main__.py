@@ -69,21 +69,19 @@ def sample_command(args: argparse.Namespace) -> int:
 
 
 def mix_command(args: argparse.Namespace) -> int:
-    """The style-mixing grid of a trained StyleGAN (pipeline.style_eval.mixing_grid) as a PNG."""
-    from pipeline.families.stylegan import StyleGANFamily
+    """The style-mixing grid of a trained StyleGAN (its family's ``style_mixing_grid``) as a PNG."""
     from pipeline.images import make_grid, save_png, to_uint8
     from pipeline.sampling import load_generator
-    from pipeline.style_eval import mixing_grid
 
     model_dir = trained_model_dir(args)
     if model_dir is None:
         return 2
     family, nets, _ = load_generator(model_dir)
-    if not isinstance(family, StyleGANFamily):
-        print(f"error: {args.variant} is family {family.cfg.family!r}; style mixing needs a stylegan variant",
-              file=sys.stderr)
+    grid = family.style_mixing_grid(nets, args.n, args.seed)
+    if grid is None:
+        print(f"error: {args.variant} is family {family.cfg.family!r}, which has no styles to mix; style mixing "
+              "needs a StyleGAN variant", file=sys.stderr)
         return 2
-    grid = mixing_grid(nets[family.sampling_net_name].eval(), args.n, args.seed)
     save_png(make_grid(to_uint8(grid), ncol=args.n + 1), args.out)
     print(f"wrote {args.out}: first row = fine-style sources, first column = coarse-style (4x4-8x8) sources, "
           f"cell = coarse from its row, fine from its column")
@@ -191,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     apply.add_argument("--params", default="params.yaml", help="params file to edit")
     apply.add_argument("--tune-dir", default="tune", help="directory of the tuning results")
     translate = commands.add_parser("translate", help="translate a folder of images with a trained "
-                                    "translation variant (cyclegan)")
+                                    "translation variant (CycleGAN)")
     translate.add_argument("variant", help="variant name in params.yaml (its model is models/VARIANT)")
     translate.add_argument("--direction", choices=["AB", "BA"], default="AB",
                            help="AB: domain A -> B with G_AB (default); BA: B -> A with G_BA")
@@ -200,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     translate.add_argument("--train-seed", type=int, help="which seed's model, for a variant trained with "
                            "a seeds list (default: the first)")
     translate.add_argument("--models", default="models", help="directory holding the trained models")
-    mix = commands.add_parser("mix", help="draw the style-mixing grid of a trained stylegan variant")
+    mix = commands.add_parser("mix", help="draw the style-mixing grid of a trained StyleGAN variant")
     mix.add_argument("variant", help="variant name in params.yaml (its model is models/VARIANT)")
     mix.add_argument("--out", required=True, help="PNG to write")
     mix.add_argument("-n", type=int, default=6, help="sources per side (the grid is (n + 1) x (n + 1))")

@@ -22,7 +22,7 @@ from pipeline.schemas import (  # noqa: F401  (re-exported: code imports the sch
     DigitsToTypedConfig, ImageFoldersConfig, FileSpec, MnistConfig, IdxConfig, Cifar10Config, ImageFolderConfig,
     DATASET_SCHEMAS, POINT_DATASETS, UNPAIRED_DATASETS,
     AnyDatasetConfig, EvaluatorConfig, EvalConfig, TrainingConfig, AugmentName, DcganConfig, GanConfig,
-    VaeConfig, CycleganConfig, StyleganConfig, VARIANT_SCHEMAS, MIN_IMAGE_SIZE, IMAGE_ONLY_FAMILIES, TRANSLATION_FAMILIES,
+    VaeConfig, CycleganConfig, StyleganConfig, VARIANT_SCHEMAS,
     TuneSpec, StorageOptions,
 )
 from pipeline.profiles import ProfileError, is_overlay, resolve
@@ -109,13 +109,13 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
     elif cfg.dataset in datasets:  # (an invalid dataset entry was already reported)
         dataset = datasets[cfg.dataset]
         if isinstance(dataset, MixtureDatasetConfig):
-            if family in IMAGE_ONLY_FAMILIES:
+            if schema.images_only:
                 problems.append(f"{where}.dataset = {cfg.dataset!r}: family {family!r} needs an image "
                                 f"dataset, {cfg.dataset!r} is 2-D points")
-        elif dataset.image_size < MIN_IMAGE_SIZE[family]:
+        elif dataset.image_size < schema.min_image_size:
             size = dataset.image_size
             problems.append(f"params.yaml: datasets.{cfg.dataset}.image_size = {size}: family {family!r} "
-                            f"(variant {name}) needs at least {MIN_IMAGE_SIZE[family]}")
+                            f"(variant {name}) needs at least {schema.min_image_size}")
         else:
             problems += _domain_problems(where, cfg, dataset)
     if cfg.precision == "bf16" and not cfg.use_gpu:
@@ -133,30 +133,17 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
 
 
 def _domain_problems(where: str, cfg: TrainingConfig, dataset: Strict) -> list[str]:
-    """Translation families need two unpaired domains, the others one; CycleGAN's sizes must fit."""
+    """Translation families need two unpaired domains, the others one; then the family's own checks
+    against the dataset (:meth:`pipeline.schemas.TrainingConfig.dataset_problems`)."""
     unpaired = isinstance(dataset, UNPAIRED_DATASETS)
-    if cfg.family in TRANSLATION_FAMILIES and not unpaired:
+    if cfg.translates and not unpaired:
         return [f"{where}.dataset = {cfg.dataset!r}: family {cfg.family!r} translates between two domains; "
                 f"use a dataset of kind digits_to_typed or image_folders"]
-    if cfg.family not in TRANSLATION_FAMILIES and unpaired:
-        return [f"{where}.dataset = {cfg.dataset!r}: a two-domain dataset is for family cyclegan; "
+    if not cfg.translates and unpaired:
+        translating = " or ".join(name for name, schema in VARIANT_SCHEMAS.items() if schema.translates)
+        return [f"{where}.dataset = {cfg.dataset!r}: a two-domain dataset is for family {translating}; "
                 f"family {cfg.family!r} needs a single-domain dataset"]
-    problems = []
-    if isinstance(cfg, StyleganConfig) and cfg.mapping_layers == 0 and cfg.w_dim != cfg.z_dim:
-        problems.append(f"{where}.w_dim = {cfg.w_dim}: with mapping_layers: 0 the style is z itself; "
-                        f"set w_dim to z_dim ({cfg.z_dim})")
-    if isinstance(cfg, CycleganConfig):
-        if cfg.decay() > cfg.epochs:
-            problems.append(f"{where}.decay_epochs = {cfg.decay_epochs}: at most epochs ({cfg.epochs})")
-        if dataset.image_size // 2 ** cfg.g_downsample < 2:
-            problems.append(f"{where}.g_downsample = {cfg.g_downsample}: too many for {dataset.image_size}x"
-                            f"{dataset.image_size} images (the bottleneck must stay at least 2x2); allowed: 0 .. "
-                            f"{dataset.image_size.bit_length() - 2}")
-        if dataset.image_size // 2 ** cfg.d_layers < 3:
-            problems.append(f"{where}.d_layers = {cfg.d_layers}: too deep for {dataset.image_size}x"
-                            f"{dataset.image_size} images; allowed: 1 .. "
-                            f"{max(1, (dataset.image_size // 3).bit_length() - 1)}")
-    return problems
+    return cfg.dataset_problems(where, dataset)
 
 
 def parse_params(raw: Any) -> Params:
@@ -203,9 +190,10 @@ def _validate_tune(entries: dict[str, Any], raw_variants: dict[str, Any], datase
         if not isinstance(raw, dict) or raw.get("family") not in VARIANT_SCHEMAS:
             problems.append(f"{where}: no valid variant of that name to tune; allowed: {', '.join(raw_variants)}")
             continue
-        if raw["family"] == "stylegan":  # its samples have the dataset's size only once fully grown
-            problems.append(f"{where}: tuning a stylegan variant is not supported yet (a trial's objective needs "
-                            "full-size samples, which exist only after the growth schedule); tune another family")
+        refusal = VARIANT_SCHEMAS[raw["family"]].tuning_refusal
+        if refusal:
+            problems.append(f"{where}: tuning a {raw['family']} variant is not supported yet ({refusal}); "
+                            "tune another family")
             continue
         before = len(problems)
         problems += _budget_problems(where, spec)

@@ -197,10 +197,8 @@ def evaluate_variant(family: Family, nets: Nets, spec: DataSpec, evaluator_dir: 
         return evaluate_stacked(family, nets, spec, load_classifier(evaluator_dir), data.x_test)
     evaluator = load_evaluator(evaluator_dir)
     metrics = evaluate_generator(family, nets, spec, evaluator)
-    if family.cfg.family == "stylegan":  # PPL, truncation sweep, style-mixing class following
-        from pipeline.style_eval import style_metrics
-
-        metrics.update(style_metrics(family, nets, evaluator, metrics["n_samples"], family.cfg.eval.seed))
+    # The family's own metrics (StyleGAN: PPL, truncation sweep, style-mixing class following).
+    metrics.update(family.extra_eval_metrics(nets, evaluator, metrics["n_samples"], family.cfg.eval.seed))
     metrics.update(family.held_out_metrics(nets, torch.from_numpy(to_unit_range(data.x_test)), family.cfg.eval.seed))
     if family.num_classes():
         metrics.update(evaluate_conditional(family, nets, evaluator, data, classifier_cfg))

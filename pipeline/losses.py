@@ -2,13 +2,15 @@
 
 GAN losses take discriminator logits. Notation: D(x) = sigmoid(logit). Each returns a scalar mean
 over the batch and is written with ``softplus`` so that it stays finite when D is confident:
-log(sigmoid(l)) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l). The VAE's ELBO terms are
-at the end.
+log(sigmoid(l)) = -softplus(-l) and log(1 - sigmoid(l)) = -softplus(l). The hinge and Wasserstein
+losses take D's raw scores (no sigmoid). The VAE's ELBO terms are at the end.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -39,10 +41,72 @@ def generator_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
     return F.softplus(-fake_logits).mean()
 
 
-# Explicit registry used by the families (config key ``loss``).
+# The 2014 GAN's generator losses (config key ``loss`` of the gan family; the gan family's
+# ``compare_losses`` logs G's gradient norm under each of them).
 GENERATOR_LOSSES = {
     "minimax": generator_minimax,
     "nonsaturating": generator_nonsaturating,
+}
+
+
+def discriminator_hinge(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Hinge discriminator loss (Lim & Ye 2017; Miyato et al. 2018), minimised by D on raw scores:
+
+    L_D = E[relu(1 - D(x))] + E[relu(1 + D(G(z)))].
+    """
+    return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()
+
+
+def critic_wasserstein(real_scores: torch.Tensor, fake_scores: torch.Tensor) -> torch.Tensor:
+    """Wasserstein critic loss (Arjovsky et al. 2017), minimised by the critic D on raw scores:
+
+    L_D = E[D(G(z))] - E[D(x)], the negated Kantorovich-Rubinstein estimate of W(P_r, P_g). It is a
+    distance only for a 1-Lipschitz D: on its own (no weight clipping, no gradient penalty) D's
+    scores can grow without bound, so the plain ``wgan`` loss is for experiments only.
+    """
+    return fake_scores.mean() - real_scores.mean()
+
+
+def generator_wasserstein(fake_scores: torch.Tensor) -> torch.Tensor:
+    """Generator loss of the Wasserstein GAN and of the hinge GAN, minimised by G on raw scores:
+
+    L_G = -E[D(G(z))].
+    """
+    return -fake_scores.mean()
+
+
+def gradient_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     eps: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP's gradient penalty (Gulrajani et al. 2017), before its weight lambda:
+
+    GP = E[(||grad_xhat D(xhat)||_2 - 1)^2],  xhat = eps * x + (1 - eps) * G(z),
+
+    with one eps ~ U[0, 1] per sample (``eps`` [N], drawn by the caller) and the norm over all of a
+    sample's values. The gradient is taken with ``create_graph`` so that GP's own gradient reaches
+    the critic's parameters. ``real`` and ``fake`` [N, ...] are treated as constants.
+    """
+    eps = eps.view(-1, *([1] * (real.dim() - 1)))  # [N, 1, 1, 1] for images
+    xhat = (eps * real.detach() + (1 - eps) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(xhat).sum(), xhat, create_graph=True)
+    return (grad.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+@dataclass(frozen=True)
+class AdversarialLoss:
+    """A D loss and a G loss that belong together; ``logits``: D's output is the logit of a
+    probability (the step then reports sigmoid(D) as D(x)), else a raw score."""
+
+    discriminator: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    generator: Callable[[torch.Tensor], torch.Tensor]
+    logits: bool
+
+
+# Explicit registry of the dcgan family's ``loss`` (the D phase and the G phase of one step).
+ADVERSARIAL_LOSSES = {
+    "minimax": AdversarialLoss(discriminator_bce, generator_minimax, logits=True),
+    "nonsaturating": AdversarialLoss(discriminator_bce, generator_nonsaturating, logits=True),
+    "hinge": AdversarialLoss(discriminator_hinge, generator_wasserstein, logits=False),
+    "wgan": AdversarialLoss(critic_wasserstein, generator_wasserstein, logits=False),  # experiments only
 }
 
 

@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 from pipeline.config import Params  # noqa: E402
+from pipeline.families import FAMILIES  # noqa: E402  (each family's report_sections and comparison roles)
 
 # Metric columns per kind of variant: (metrics key, column title, floor key or None).
 IMAGE_COLUMNS = [("fid", "FID", "fid_floor"), ("fid_over_floor", "FID / floor", None),
@@ -33,8 +34,6 @@ IMAGE_COLUMNS = [("fid", "FID", "fid_floor"), ("fid_over_floor", "FID / floor", 
                  ("coverage", "coverage", "coverage_floor")]
 CONDITIONAL_COLUMNS = [("label_accuracy", "label accuracy", None), ("intra_fid", "intra-FID", "intra_fid_floor"),
                        ("cas", "CAS", "cas_real")]
-VAE_COLUMNS = [("elbo", "test ELBO (nats/image)", None), ("kl", "KL (nats)", None),
-               ("recon_mse", "reconstruction MSE", None)]
 MIXTURE_COLUMNS = [("modes", "modes", "modes_floor"), ("high_quality", "high quality", "high_quality_floor"),
                    ("reverse_kl", "reverse KL", "reverse_kl_floor"),
                    ("grad_norm_ratio_early", "NS / minimax grad norm, first 10%", None)]
@@ -43,11 +42,6 @@ TRANSLATION_COLUMNS = [("label_preservation_ab", "label kept A->B", None), ("lab
                        ("fid_ba", "FID B->A", "fid_ba_floor"), ("fid_ba_over_floor", "B->A / floor", None),
                        ("cycle_l1_a", "cycle L1 A", None), ("cycle_l1_b", "cycle L1 B", None)]
 STACKED_COLUMNS = [("modes", "modes (of 1,000)", "modes_floor"), ("kl", "KL to uniform", "kl_floor")]
-STYLE_COLUMNS = [("ppl_z", "PPL in Z", None), ("ppl_w", "PPL in W", None),
-                 ("mix_follows_coarse", "mixed class = coarse source", None),
-                 ("mix_follows_fine", "mixed class = fine source", None)] + [
-    (f"truncation/{psi}/{key}", f"psi {psi} {title}", None)
-    for psi in (1.0, 0.7, 0.5) for key, title in (("fid", "FID"), ("diversity", "diversity"))]
 GAN_VS_VAE_KEYS = [("fid", "FID", "lower"), ("kid_mean", "KID", "lower"), ("precision", "precision", "higher"),
                    ("recall", "recall", "higher"), ("density", "density", "higher"), ("coverage", "coverage", "higher")]
 
@@ -210,20 +204,13 @@ def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_d
             "images per class); CAS = accuracy on the real test split of a classifier trained only on generated "
             "samples (brackets: the same classifier trained on real data)."],
             metric_table(conditional, metrics, CONDITIONAL_COLUMNS)))
-    vaes = [n for n in images if params.variants[n].family == "vae"]
-    if vaes:
-        sections.append(Section("VAE on the test split", [], metric_table(vaes, metrics, VAE_COLUMNS)))
-    styles = [n for n in images if params.variants[n].family == "stylegan"]
-    if styles:
-        sections.append(Section("StyleGAN", [
-            "Perceptual path length (squared evaluator-feature distance / eps^2 between images 1e-4 apart on "
-            "a path between two latents, 1st-99th percentile): lower is smoother. Style mixing: images taking the "
-            "4x4-8x8 styles from one latent and the rest from another; the share whose evaluator class is that "
-            "of the coarse source, and of the fine source (pairs of sources of different classes). Truncation "
-            "sweep: FID and diversity (mean feature distance between independent samples) at several psi. "
-            "The style-mixing grid is under Samples, below the variant's samples."],
-            metric_table(styles, metrics, STYLE_COLUMNS)))
-    gans = [n for n in images if params.variants[n].family == "dcgan" and n not in conditional]
+    family_of = {n: FAMILIES[params.variants[n].family] for n in metrics}
+    for family_name, family in FAMILIES.items():  # each family's own tables, in the registry's order
+        names = [n for n in images if params.variants[n].family == family_name]
+        for table in family.report_sections if names else ():
+            sections.append(Section(table.title, list(table.text), metric_table(names, metrics, list(table.columns))))
+    vaes = [n for n in images if family_of[n].gan_vs_vae_side == "VAE"]
+    gans = [n for n in images if family_of[n].gan_vs_vae_side == "GAN" and n not in conditional]
     if gans and vaes:
         g, v = gans[0], vaes[0]
         epochs = (params.variants[g].epochs, params.variants[v].epochs)
@@ -243,7 +230,7 @@ def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_d
             "pixel in [-1, 1]."], metric_table(translations, metrics, TRANSLATION_COLUMNS)))
     compared = {n: read_csv(plots_dir / f"{n}.csv") for n in metrics if (plots_dir / f"{n}.csv").is_file()}
     with_both = {n: h for n, h in compared.items() if "grad_norm/G_minimax" in h and "grad_norm/G_nonsaturating" in h
-                 and params.variants[n].family == "gan"}
+                 and family_of[n].compares_generator_losses}
     if with_both:
         sections.append(Section("Minimax vs non-saturating generator loss", [
             "Each gan run logs, every step, G's gradient norm under both losses on the same fakes and D "

@@ -79,8 +79,8 @@ def draw(family: Family, nets: Nets, n: int, seed: int, batch: int = 1000,
 def sample_picture(family: Family, nets: Nets, data: Prepared) -> np.ndarray:
     """The evaluation picture of a trained variant (uint8 RGB): 2,500 points over the true modes, one
     row of ten samples per class for a conditional generator, test images with their translations
-    and reconstructions for a translation family, else an 8 x 8 grid (for a StyleGAN followed by its
-    style-mixing grid)."""
+    and reconstructions for a translation family, else an 8 x 8 grid (followed by the family's
+    ``extra_sample_figure``, e.g. a StyleGAN's style-mixing grid)."""
     if family.translates:
         return translation_picture(family, nets, data)
     if data.spec.point_dim:
@@ -89,11 +89,9 @@ def sample_picture(family: Family, nets: Nets, data: Prepared) -> np.ndarray:
         labels = np.repeat(np.arange(family.num_classes()), 10)
         return make_grid(to_uint8(draw(family, nets, len(labels), seed=0, labels=labels)), ncol=10)
     samples = make_grid(to_uint8(draw(family, nets, 64, seed=0)), ncol=8)
-    if family.cfg.family == "stylegan":  # below the samples: the style-mixing grid (pipeline.style_eval)
-        from pipeline.style_eval import mixing_grid
-
-        mixing = make_grid(to_uint8(mixing_grid(nets[family.sampling_net_name].eval(), 7, seed=0)), ncol=8)
-        return np.concatenate([samples, np.full((16, samples.shape[1], 3), 255, np.uint8), mixing])
+    extra = family.extra_sample_figure(nets)  # below the samples, after a white band (StyleGAN: style mixing)
+    if extra is not None:
+        return np.concatenate([samples, np.full((16, samples.shape[1], 3), 255, np.uint8), extra])
     return samples
 
 

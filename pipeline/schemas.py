@@ -8,7 +8,7 @@ the checks that need several entries at once (a variant's dataset, sizes the arc
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
@@ -39,7 +39,19 @@ class EvalConfig(Strict):
 
 
 class TrainingConfig(Strict):
-    """Keys every family shares: data, budget, seeds and how Ray places the workers."""
+    """Keys every family shares: data, budget, seeds and how Ray places the workers.
+
+    Per-family facts the params checks need are class attributes a family's config overrides (not
+    fields): ``min_image_size`` (smallest image side its architecture makes), ``images_only`` (it
+    cannot model 2-D points), ``translates`` (it translates between two unpaired domains and needs
+    such a dataset), ``tuning_refusal`` (why it cannot be tuned yet; None: it can), and
+    :meth:`dataset_problems` (its own checks against its dataset).
+    """
+
+    min_image_size: ClassVar[int] = 1
+    images_only: ClassVar[bool] = False
+    translates: ClassVar[bool] = False
+    tuning_refusal: ClassVar[str | None] = None
 
     family: str
     dataset: str
@@ -71,18 +83,26 @@ class TrainingConfig(Strict):
         """The config of one training run: ``seed`` set, ``seeds`` cleared."""
         return self.model_copy(update={"seed": seed, "seeds": None})
 
+    def dataset_problems(self, where: str, dataset: Any) -> list[str]:
+        """The family's own checks of this variant, given its (image) ``dataset``: one line per
+        problem; ``where`` is the variant's key path in params.yaml."""
+        return []
+
 
 AugmentName = Literal["translation", "cutout"]
 
 
 class DcganConfig(TrainingConfig):
-    """DCGAN (Radford et al. 2016) with the 2014 GAN generator losses."""
+    """DCGAN (Radford et al. 2016) with the 2014 GAN losses, or the hinge loss, or the Wasserstein
+    loss without clipping or penalty (``wgan``: for experiments only; see ``pipeline.losses``)."""
 
+    min_image_size: ClassVar[int] = 8  # G grows from 4x4 by doubling
+    images_only: ClassVar[bool] = True
     family: Literal["dcgan"]
     z_dim: int = Field(64, ge=1)
     g_width: int = Field(64, ge=4, description="channels of G's last hidden layer (ngf)")
     d_width: int = Field(64, ge=4, description="channels of D's first layer (ndf)")
-    loss: Literal["nonsaturating", "minimax"] = "nonsaturating"
+    loss: Literal["nonsaturating", "minimax", "hinge", "wgan"] = "nonsaturating"
     lr_g: float = Field(2e-4, gt=0.0)
     lr_d: float = Field(2e-4, gt=0.0)
     beta1: float = Field(0.5, ge=0.0, lt=1.0)
@@ -116,6 +136,8 @@ class GanConfig(TrainingConfig):
 class VaeConfig(TrainingConfig):
     """The VAE baseline: DCGAN-sized conv encoder and decoder trained on the ELBO."""
 
+    min_image_size: ClassVar[int] = 8
+    images_only: ClassVar[bool] = True
     family: Literal["vae"]
     z_dim: int = Field(64, ge=1)
     width: int = Field(64, ge=4, description="channels of the encoder's first / decoder's last layer")
@@ -129,6 +151,9 @@ class CycleganConfig(TrainingConfig):
     """CycleGAN (Zhu et al. 2017) on two unpaired image domains; defaults follow the reference recipe
     (REFERENCE.md) with the networks scaled down for small images."""
 
+    min_image_size: ClassVar[int] = 8
+    images_only: ClassVar[bool] = True
+    translates: ClassVar[bool] = True
     family: Literal["cyclegan"]
     g_width: int = Field(32, ge=4, description="channels of the generators' first layer (ngf)")
     g_blocks: int = Field(3, ge=1, description="ResNet blocks at the generators' bottleneck (paper: 6 or 9)")
@@ -153,11 +178,29 @@ class CycleganConfig(TrainingConfig):
         """Epochs of linear lr decay at the end of training (the rest keep lr constant)."""
         return self.epochs // 2 if self.decay_epochs is None else self.decay_epochs
 
+    def dataset_problems(self, where: str, dataset: Any) -> list[str]:
+        """The decay fits the epochs; the generators' bottleneck and the PatchGAN fit the image size."""
+        problems, size = [], dataset.image_size
+        if self.decay() > self.epochs:
+            problems.append(f"{where}.decay_epochs = {self.decay_epochs}: at most epochs ({self.epochs})")
+        if size // 2 ** self.g_downsample < 2:
+            problems.append(f"{where}.g_downsample = {self.g_downsample}: too many for {size}x{size} images (the "
+                            f"bottleneck must stay at least 2x2); allowed: 0 .. {size.bit_length() - 2}")
+        if size // 2 ** self.d_layers < 3:
+            problems.append(f"{where}.d_layers = {self.d_layers}: too deep for {size}x{size} images; allowed: 1 .. "
+                            f"{max(1, (size // 3).bit_length() - 1)}")
+        return problems
+
 
 class StyleganConfig(TrainingConfig):
     """StyleGAN (Karras et al. 2019) at small scale, trained progressively from 4x4; the growth
     schedule counts training images (epochs x train size), so it does not depend on workers."""
 
+    min_image_size: ClassVar[int] = 8
+    images_only: ClassVar[bool] = True
+    # Its samples have the dataset's size only once fully grown.
+    tuning_refusal: ClassVar[str | None] = ("a trial's objective needs full-size samples, which exist only after "
+                                            "the growth schedule")
     family: Literal["stylegan"]
     z_dim: int = Field(64, ge=1)
     w_dim: int = Field(64, ge=1, description="style vector size (with mapping_layers: 0 it must equal z_dim)")
@@ -176,6 +219,42 @@ class StyleganConfig(TrainingConfig):
     truncation_psi: float = Field(1.0, ge=0.0, le=1.0, description="psi when sampling (1: no truncation)")
     augment: list[AugmentName] = Field(default_factory=list, description="DiffAugment policies")
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
+
+    def dataset_problems(self, where: str, dataset: Any) -> list[str]:
+        if self.mapping_layers == 0 and self.w_dim != self.z_dim:
+            return [f"{where}.w_dim = {self.w_dim}: with mapping_layers: 0 the style is z itself; "
+                    f"set w_dim to z_dim ({self.z_dim})"]
+        return []
+
+
+class WganGpConfig(TrainingConfig):
+    """WGAN-GP (Gulrajani et al. 2017): the DCGAN generator and a critic without BatchNorm, trained on
+    the Wasserstein loss with a gradient penalty; ``n_critic`` critic updates per generator update."""
+
+    min_image_size: ClassVar[int] = 8
+    images_only: ClassVar[bool] = True
+
+    family: Literal["wgan_gp"]
+    z_dim: int = Field(64, ge=1)
+    g_width: int = Field(64, ge=4, description="channels of G's last hidden layer (ngf)")
+    d_width: int = Field(64, ge=4, description="channels of the critic's first layer")
+    critic_norm: Literal["layer", "none"] = Field("layer", description="normalisation inside the critic "
+                                                  "(never BatchNorm: the penalty is per sample)")
+    gp_lambda: float = Field(10.0, ge=0.0, description="weight of the gradient penalty (paper: 10)")
+    n_critic: int = Field(5, ge=1, description="critic updates per generator update (paper: 5)")
+    lr_g: float = Field(1e-4, gt=0.0)
+    lr_d: float = Field(1e-4, gt=0.0)
+    beta1: float = Field(0.0, ge=0.0, lt=1.0)
+    beta2: float = Field(0.9, ge=0.0, lt=1.0)
+    ema_decay: float = Field(0.0, ge=0.0, lt=1.0, description="EMA generator for sampling (0: G itself, as in "
+                             "the paper)")
+
+    def dataset_problems(self, where: str, dataset: Any) -> list[str]:
+        per_worker = self.batch_size // self.num_workers
+        if self.n_critic > per_worker:
+            return [f"{where}.n_critic = {self.n_critic}: each critic update takes batch_size / num_workers / "
+                    f"n_critic real images; allowed: 1 .. {per_worker}"]
+        return []
 
 
 class TuneSpec(Strict):
@@ -204,11 +283,4 @@ class TuneSpec(Strict):
 # Explicit registry: family name -> its params schema. Adding a family adds one line here.
 VARIANT_SCHEMAS: dict[str, type[TrainingConfig]] = {
     "dcgan": DcganConfig, "gan": GanConfig, "vae": VaeConfig, "cyclegan": CycleganConfig,
-    "stylegan": StyleganConfig}
-
-# Smallest image side each family's architecture can produce (DCGAN grows from 4x4 by doubling).
-MIN_IMAGE_SIZE: dict[str, int] = {"dcgan": 8, "gan": 1, "vae": 8, "cyclegan": 8, "stylegan": 8}
-# Families that can only model images (not 2-D points).
-IMAGE_ONLY_FAMILIES = ("dcgan", "vae", "cyclegan", "stylegan")
-# Families that translate between two unpaired domains (and need an unpaired dataset).
-TRANSLATION_FAMILIES = ("cyclegan",)
+    "stylegan": StyleganConfig, "wgan_gp": WganGpConfig}

@@ -3,7 +3,8 @@ and what style mixing does (REFERENCE.md; Karras et al. 2019, sections 3.1 and 4
 
 Every distance is measured in the evaluator's feature space (no downloaded LPIPS network). The
 generator's per-pixel noise is drawn from a fixed seed for each pair of images compared, so a
-distance measures the change of z or w alone.
+distance measures the change of z or w alone. The style-based family calls these through its hooks
+(``extra_eval_metrics``, ``style_mixing_grid``); ``G`` here is its style-based generator.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import torch
 
 from pipeline.evaluator import predict_labels
-from pipeline.families.stylegan import StyleGANFamily, render
+from pipeline.families.base import Family
 from pipeline.metrics import feature_stats, frechet_distance
 from pipeline.metrics.features import Evaluator
 from pipeline.metrics.prdc import prdc
@@ -20,8 +21,8 @@ from pipeline.metrics.prdc import prdc
 COARSE_RESOLUTIONS = 2  # 4x4 and 8x8: the "coarse" styles (pose, shape; for digits: which digit)
 # Pairs per perceptual-path-length estimate. PPL has no real-data floor, so it need not use the
 # FID's N (the test split, 360). The per-pair distances are heavy-tailed: on the trained StyleGANs of
-# profiles/stylegan.yaml, estimates from 360 pairs spread by 10-13% (std over evaluation seeds),
-# from 5,000 by 2-5% (docs/stylegan.md). The paper uses 100,000; 5,000 take seconds at 16x16.
+# the StyleGAN profile (profiles/), estimates from 360 pairs spread by 10-13% (std over evaluation
+# seeds), from 5,000 by 2-5% (the StyleGAN notes in docs/). The paper uses 100,000; 5,000 take seconds at 16x16.
 PPL_PAIRS = 5_000
 
 
@@ -35,8 +36,8 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def _render(G, ws: torch.Tensor, noise_seed: int) -> np.ndarray:
     """Images of the per-layer styles ``ws`` with the per-pixel noise drawn from ``noise_seed``
     (the global random state is left as it was), rendered in chunks whose memory does not grow
-    with the image size (:func:`pipeline.families.stylegan.render`)."""
-    return render(G, ws, noise_seed).numpy()
+    with the image size (the generator's ``render``)."""
+    return G.render(ws, noise_seed).numpy()
 
 
 @torch.no_grad()
@@ -72,7 +73,7 @@ def perceptual_path_length(G, evaluator: Evaluator, n: int, seed: int, space: st
 
 
 @torch.no_grad()
-def truncation_sweep(family: StyleGANFamily, G, evaluator: Evaluator, n: int, seed: int,
+def truncation_sweep(family: Family, G, evaluator: Evaluator, n: int, seed: int,
                      psis: tuple[float, ...] = (1.0, 0.9, 0.7, 0.5)) -> list[dict]:
     """For each psi: FID to the real train split, recall (k = 3) and diversity (the mean feature
     distance between two independent samples): truncation trades variety for typicality."""
@@ -136,7 +137,7 @@ def class_following(G, evaluator: Evaluator, n: int, seed: int) -> dict:
             "mix_pairs": int(differ.sum())}
 
 
-def style_metrics(family: StyleGANFamily, nets: dict, evaluator: Evaluator, n: int, seed: int,
+def style_metrics(family: Family, nets: dict, evaluator: Evaluator, n: int, seed: int,
                   ppl_pairs: int = PPL_PAIRS) -> dict:
     """PPL in Z and W (``ppl_pairs`` pairs each), the truncation sweep and the class-following rates
     of style mixing (``n`` samples, the FID's N)."""

@@ -9,6 +9,7 @@ from pipeline.families.dcgan import DCGANFamily
 from pipeline.families.gan import GANFamily
 from pipeline.families.stylegan import StyleGANFamily
 from pipeline.families.vae import VAEFamily
+from pipeline.families.wgan_gp import WGANGPFamily
 
 FAMILIES: dict[str, type] = {
     "dcgan": DCGANFamily,
@@ -16,6 +17,7 @@ FAMILIES: dict[str, type] = {
     "vae": VAEFamily,
     "cyclegan": CycleGANFamily,
     "stylegan": StyleGANFamily,
+    "wgan_gp": WGANGPFamily,
 }
 
 

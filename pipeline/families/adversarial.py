@@ -4,6 +4,9 @@ One step (Goodfellow et al. 2014, Algorithm 1 with k = 1), T an optional differe
 applied to everything D sees (DiffAugment; identity when unused):
   D phase: minimise L_D = -E[log D(T(x))] - E[log(1 - D(T(G(z))))]
   G phase: minimise L_G = E[log(1 - D(T(G(z))))] (``minimax``) or -E[log D(T(G(z)))] (``nonsaturating``)
+With ``loss: hinge`` (dcgan) D's raw scores s: L_D = E[relu(1 - s(T(x)))] + E[relu(1 + s(T(G(z))))],
+L_G = -E[s(T(G(z)))]; with ``loss: wgan``: L_D = E[s(T(G(z)))] - E[s(T(x))], L_G = -E[s(T(G(z)))]
+(no clipping or penalty keeps D Lipschitz: for experiments only; ``pipeline.losses``).
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.families.base import Nets, Optimizers, StepEnv, grad_norm, recalibrate_batchnorm, update_ema
-from pipeline.losses import GENERATOR_LOSSES, discriminator_bce
+from pipeline.families.base import (Family, Nets, Optimizers, StepEnv, grad_norm, recalibrate_batchnorm,
+                                    update_ema)
+from pipeline.losses import ADVERSARIAL_LOSSES, GENERATOR_LOSSES
 
 
 def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.Tensor, z: torch.Tensor,
@@ -29,7 +33,12 @@ def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.T
     minimax vs non-saturating comparison (Arjovsky & Bottou 2017). Diagnostic only; G steps on ``loss``.
     Conditional GAN: ``z`` already carries the one-hot labels and D is called as D(x, labels); real
     and generated samples of a step share the batch's labels. T transforms x, never the label.
+    ``D/real`` and ``D/fake`` are the mean sigmoid(D) for the logit losses, the mean raw score for
+    ``hinge`` and ``wgan``.
     """
+    objective = ADVERSARIAL_LOSSES[loss]
+    summary = torch.sigmoid if objective.logits else (lambda s: s)
+
     def discriminate(x: torch.Tensor) -> torch.Tensor:
         return D(transform(x)) if labels is None else D(transform(x), labels)
 
@@ -38,7 +47,7 @@ def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.T
         fake = G(z)
         real_logits = discriminate(real)
         fake_logits = discriminate(fake.detach())
-        loss_d = discriminator_bce(real_logits, fake_logits)
+        loss_d = objective.discriminator(real_logits, fake_logits)
     opts["D"].zero_grad(set_to_none=True)
     loss_d.backward()
     env.sync_grads(D.parameters())
@@ -47,7 +56,7 @@ def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.T
     # G phase: gradients flow through (the just-updated) D into G; only G steps.
     with env.autocast():
         gen_logits = discriminate(fake)
-        loss_g = GENERATOR_LOSSES[loss](gen_logits)
+        loss_g = objective.generator(gen_logits)
     compared = _generator_grad_norms(G, gen_logits) if compare_losses else {}
     opts["G"].zero_grad(set_to_none=True)
     loss_g.backward()
@@ -56,8 +65,8 @@ def adversarial_step(G: nn.Module, D: nn.Module, opts: Optimizers, real: torch.T
     opts["G"].step()
     return {
         "loss/D": float(loss_d.detach()), "loss/G": float(loss_g.detach()), "grad_norm/G": g_norm,
-        "D/real": float(torch.sigmoid(real_logits.detach()).mean()),
-        "D/fake": float(torch.sigmoid(fake_logits.detach()).mean()),
+        "D/real": float(summary(real_logits.detach()).mean()),
+        "D/fake": float(summary(fake_logits.detach()).mean()),
         **compared,
     }
 
@@ -72,7 +81,7 @@ def _generator_grad_norms(G: nn.Module, gen_logits: torch.Tensor) -> dict[str, f
     return norms
 
 
-class LatentGANFamily:
+class LatentGANFamily(Family):
     """What the gan and dcgan families share: Adam for G and D, the adversarial step, an EMA
     generator (``G_ema``, BatchNorm statistics re-estimated before sampling) and latent sampling.
 
@@ -81,12 +90,8 @@ class LatentGANFamily:
     ``lr_g``, ``lr_d``, ``beta1``, ``beta2`` and ``ema_decay``.
     """
 
-    sampling_net_name = "G_ema"
-    saved_net_names = ("G_ema",)
-    translates = False
-
     def __init__(self, cfg):
-        self.cfg = cfg
+        super().__init__(cfg)
         self._num_classes = 0  # set by build() from the data (conditional variants)
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
@@ -125,9 +130,6 @@ class LatentGANFamily:
                                    compare_losses=self.compare_losses(), labels=labels)
         update_ema(nets["G_ema"], nets["G"], self.cfg.ema_decay, env.step)
         return scalars
-
-    def held_out_metrics(self, nets: Nets, x: torch.Tensor, seed: int) -> dict[str, float]:
-        return {}  # a GAN has no likelihood bound on held-out data
 
     def input_example(self, n: int) -> np.ndarray:
         z = torch.from_numpy(np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32))

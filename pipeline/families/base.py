@@ -15,7 +15,22 @@ A family is a class constructed with its variant's config (``FAMILIES[cfg.family
 - ``input_example(n)``: an input batch of the sampling network (for the logged MLflow model).
 - ``num_classes()``: how many classes ``sample(..., cond=labels)`` takes (0: unconditional).
 - ``translates``: True for a translation family (CycleGAN), which has ``translate(nets, images,
-  direction)`` and ``translation_grid(nets, a, b)`` instead of sampling from noise.
+  direction)`` and ``translation_grid(nets, a, b)`` instead of sampling from noise (the fact is the
+  config class's, :attr:`pipeline.schemas.TrainingConfig.translates`, so params validation knows it).
+
+:class:`Family` is the base class with the defaults; a family overrides only what differs. The hooks
+through which the rest of the pipeline asks a family, never naming it:
+
+- ``extra_eval_metrics(nets, evaluator, n, seed)``: metrics beyond the image metrics (StyleGAN's PPL).
+- ``extra_sample_figure(nets)``: a picture shown below the evaluation's sample grid (StyleGAN's
+  style-mixing grid); ``style_mixing_grid(nets, n, seed)``: the images of that grid (``python -m
+  pipeline mix``), None for a family without styles.
+- ``preflight_problems(variant, dataset, n_train)``: config problems only visible once the data is
+  known (a StyleGAN growth schedule longer than the training), before Ray starts.
+- ``report_sections``: tables of the family's own metrics in the comparison report;
+  ``gan_vs_vae_side`` ("GAN", "VAE" or None): which side of the report's GAN vs VAE comparison
+  its variants are on; ``compares_generator_losses``: its runs log G's gradient norm under every
+  generator loss (the report's minimax vs non-saturating plot).
 
 All checkpoint state is ``state_dict``s of ``Nets`` and the optimisers (see ``pipeline.train.checkpoint``).
 """
@@ -25,7 +40,7 @@ from __future__ import annotations
 import copy
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Iterable, Protocol
+from typing import Any, Callable, ClassVar, ContextManager, Iterable
 
 import numpy as np
 import torch
@@ -64,30 +79,75 @@ def autocast_for(precision: str, device: torch.device) -> Callable[[], ContextMa
     return lambda: torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-class Family(Protocol):
-    sampling_net_name: str
-    saved_net_names: tuple[str, ...]  # what models/<variant>/ keeps (the sampling net first)
-    translates: bool  # a translation family (CycleGAN) rather than a sampler from noise
-    cfg: TrainingConfig
+@dataclass(frozen=True)
+class ReportTable:
+    """A report section of one family's own metrics: ``columns`` are (metrics key, column title,
+    floor key or None), one row per variant of the family (``pipeline.report``)."""
 
-    def build(self, spec: DataSpec) -> Nets: ...
+    title: str
+    text: tuple[str, ...]
+    columns: tuple[tuple[str, str, str | None], ...]
 
-    def optimizers(self, nets: Nets) -> Optimizers: ...
+
+class Family:
+    """The defaults every family inherits; subclasses implement ``build``, ``optimizers``,
+    ``train_step`` and ``sample`` and override the hooks where they differ."""
+
+    sampling_net_name: ClassVar[str] = "G_ema"
+    saved_net_names: ClassVar[tuple[str, ...]] = ("G_ema",)  # what models/<variant>/ keeps (the sampling net first)
+    report_sections: ClassVar[tuple[ReportTable, ...]] = ()
+    gan_vs_vae_side: ClassVar[str | None] = None
+    compares_generator_losses: ClassVar[bool] = False
+
+    def __init__(self, cfg: TrainingConfig):
+        self.cfg = cfg
+
+    @property
+    def translates(self) -> bool:
+        """A translation family (CycleGAN) rather than a sampler from noise."""
+        return type(self.cfg).translates
+
+    def build(self, spec: DataSpec) -> Nets:
+        raise NotImplementedError
+
+    def optimizers(self, nets: Nets) -> Optimizers:
+        raise NotImplementedError
 
     def train_step(self, nets: Nets, opts: Optimizers, batch: tuple[torch.Tensor, torch.Tensor],
-                   env: StepEnv) -> dict[str, float]: ...
+                   env: StepEnv) -> dict[str, float]:
+        raise NotImplementedError
 
     def sample(self, nets: Nets, n: int, generator: torch.Generator,
-               cond: torch.Tensor | None = None) -> torch.Tensor: ...
+               cond: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
 
     def input_example(self, n: int) -> np.ndarray:
-        """An input batch for the sampling network (MLflow's model signature and export)."""
+        """An input batch for the sampling network (MLflow's model signature and export): z ~ N(0, I)."""
+        return np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32)
 
     def num_classes(self) -> int:
         """Classes ``sample(cond=...)`` accepts; 0 for an unconditional variant."""
+        return 0
 
     def held_out_metrics(self, nets: Nets, x: torch.Tensor, seed: int) -> dict[str, float]:
         """Metrics on real held-out images ``x`` beyond samples (the VAE's test ELBO); {} for GANs."""
+        return {}
+
+    def extra_eval_metrics(self, nets: Nets, evaluator: Any, n: int, seed: int) -> dict[str, Any]:
+        """Metrics only this family has, measured with the dataset's evaluator at the image metrics' N."""
+        return {}
+
+    def style_mixing_grid(self, nets: Nets, n: int, seed: int) -> np.ndarray | None:
+        """[(n + 1)^2, C, H, W] images of an (n + 1) x (n + 1) style-mixing grid; None without styles."""
+        return None
+
+    def extra_sample_figure(self, nets: Nets) -> np.ndarray | None:
+        """A uint8 RGB picture, as wide as the 8 x 8 sample grid, shown below it; None for none."""
+        return None
+
+    def preflight_problems(self, variant: str, dataset: Any, n_train: int) -> list[str]:
+        """Config problems that need the prepared data (``n_train`` training examples of ``dataset``)."""
+        return []
 
 
 def grad_norm(params: Iterable[nn.Parameter]) -> float:

@@ -42,7 +42,7 @@ import torch
 from pipeline.augment import diff_augment
 from pipeline.config import CycleganConfig
 from pipeline.data import DataSpec
-from pipeline.families.base import Nets, Optimizers, StepEnv, grad_norm
+from pipeline.families.base import Family, Nets, Optimizers, StepEnv, grad_norm
 from pipeline.images import make_grid, to_uint8
 from pipeline.losses import l1_distance, lsgan_discriminator, lsgan_generator
 from pipeline.models.cyclegan import ImagePool, PatchDiscriminator, ResnetGenerator
@@ -56,13 +56,14 @@ def lr_factor(epoch: int, epochs: int, decay: int) -> float:
     return 1.0 - max(0, epoch + 1 - (epochs - decay)) / float(decay + 1)
 
 
-class CycleGANFamily:
+class CycleGANFamily(Family):
+    """A translation family: ``translates`` is True (its config class says so)."""
+
     sampling_net_name = "G_AB"
     saved_net_names = ("G_AB", "G_BA")
-    translates = True
 
     def __init__(self, cfg: CycleganConfig):
-        self.cfg = cfg
+        super().__init__(cfg)
         self._shape: tuple[int, int, int] = (1, 16, 16)  # set by build() from the data
 
     def build(self, spec: DataSpec) -> Nets:
@@ -154,12 +155,6 @@ class CycleGANFamily:
         ba = self.translate(nets, b, "BA")
         rows = [a, ab, self.translate(nets, ab, "BA"), b, ba, self.translate(nets, ba, "AB")]
         return make_grid(to_uint8(np.concatenate(rows)), ncol=len(a))
-
-    def num_classes(self) -> int:
-        return 0  # translation is not conditioned on a label
-
-    def held_out_metrics(self, nets: Nets, x: torch.Tensor, seed: int) -> dict[str, float]:
-        return {}  # translation metrics need both domains: pipeline.evaluate.evaluate_translation
 
     def input_example(self, n: int) -> np.ndarray:
         """A batch of domain-A images (what the logged ``G_AB`` model takes)."""

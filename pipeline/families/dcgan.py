@@ -26,6 +26,7 @@ class DCGANFamily(LatentGANFamily):
     """Constructed per variant: ``DCGANFamily(cfg)`` knows its loss, augmentation and EMA decay."""
 
     cfg: DcganConfig
+    gan_vs_vae_side = "GAN"  # the report's GAN vs VAE comparison takes the first unconditional DCGAN
 
     def build(self, spec: DataSpec) -> Nets:
         cfg = self.cfg

@@ -36,6 +36,7 @@ class Reshape(nn.Module):
 
 class GANFamily(LatentGANFamily):
     cfg: GanConfig
+    compares_generator_losses = True  # the report's minimax vs non-saturating gradient plot
 
     def build(self, spec: DataSpec) -> Nets:
         cfg = self.cfg

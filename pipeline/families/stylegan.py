@@ -10,6 +10,11 @@ With probability ``mixing_prob`` a sample's styles switch from w1 = f(z1) to w2 
 layer. The growth ``(phase, alpha)`` is a function of the images shown so far
 (:meth:`StyleGANFamily.growth`), so a resumed run continues inside a phase at the same point;
 G, D and G_ema also keep it (and w's running mean) in their state_dicts.
+
+What only a style-based generator has (:mod:`pipeline.style_eval`) comes through the family hooks:
+PPL, the truncation sweep and style-mixing class following as extra evaluation metrics, the
+style-mixing grid below the evaluation's samples, a preflight check that the epochs reach full size,
+and a report table.
 """
 
 from __future__ import annotations
@@ -20,17 +25,27 @@ import torch.nn.functional as F
 
 from pipeline.augment import diff_augment
 from pipeline.data import DataSpec
-from pipeline.families.base import Nets, Optimizers, StepEnv, grad_norm, make_ema, update_ema
+from pipeline.families.base import Family, Nets, Optimizers, ReportTable, StepEnv, grad_norm, make_ema, update_ema
+from pipeline.images import make_grid, to_uint8
 from pipeline.models.stylegan import StyleDiscriminator, StyleGenerator, mixed_latents, num_resolutions
 
 
-class StyleGANFamily:
-    sampling_net_name = "G_ema"
-    saved_net_names = ("G_ema",)
-    translates = False
+class StyleGANFamily(Family):
+    report_sections = (ReportTable("StyleGAN", (
+        "Perceptual path length (squared evaluator-feature distance / eps^2 between images 1e-4 apart on "
+        "a path between two latents, 1st-99th percentile): lower is smoother. Style mixing: images taking the "
+        "4x4-8x8 styles from one latent and the rest from another; the share whose evaluator class is that "
+        "of the coarse source, and of the fine source (pairs of sources of different classes). Truncation "
+        "sweep: FID and diversity (mean feature distance between independent samples) at several psi. "
+        "The style-mixing grid is under Samples, below the variant's samples.",), (
+        ("ppl_z", "PPL in Z", None), ("ppl_w", "PPL in W", None),
+        ("mix_follows_coarse", "mixed class = coarse source", None),
+        ("mix_follows_fine", "mixed class = fine source", None),
+        *((f"truncation/{psi}/{key}", f"psi {psi} {title}", None)
+          for psi in (1.0, 0.7, 0.5) for key, title in (("fid", "FID"), ("diversity", "diversity"))))),)
 
     def __init__(self, cfg):
-        self.cfg = cfg
+        super().__init__(cfg)
         self.last_phase = 0  # set by build() from the image size
 
     def build(self, spec: DataSpec) -> Nets:
@@ -140,14 +155,33 @@ class StyleGANFamily:
                 "D/fake": float(torch.sigmoid(fake_logits.detach()).float().mean()),
                 "growth/phase": float(phase), "growth/alpha": float(alpha)}
 
-    def num_classes(self) -> int:
-        return 0
+    def preflight_problems(self, variant: str, dataset, n_train: int) -> list[str]:
+        """Epochs that end before the growth schedule reaches the dataset's size would save a
+        generator of smaller images than the evaluation needs."""
+        cfg = self.cfg
+        needed = self.images_to_full_size(dataset.image_size)
+        per_epoch = (n_train // cfg.batch_size) * cfg.batch_size  # whole global batches only
+        shown = cfg.epochs * per_epoch
+        if shown >= needed:
+            return []
+        return [f"params.yaml: variants.{variant}.epochs = {cfg.epochs}: {shown:,} training images, but the growth "
+                f"schedule (phase_images {cfg.phase_images}, fade_images {cfg.fade_images}) reaches full size after "
+                f"{needed:,}; allowed: epochs >= {-(-needed // per_epoch)} or a shorter schedule"]
 
-    def held_out_metrics(self, nets: Nets, x: torch.Tensor, seed: int) -> dict[str, float]:
-        return {}
+    def extra_eval_metrics(self, nets: Nets, evaluator, n: int, seed: int) -> dict:
+        """PPL in Z and W, the truncation sweep and style mixing's class following."""
+        from pipeline.style_eval import style_metrics
 
-    def input_example(self, n: int) -> np.ndarray:
-        return np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32)
+        return style_metrics(self, nets, evaluator, n, seed)
+
+    def style_mixing_grid(self, nets: Nets, n: int, seed: int) -> np.ndarray:
+        from pipeline.style_eval import mixing_grid
+
+        return mixing_grid(nets[self.sampling_net_name].eval(), n, seed)
+
+    def extra_sample_figure(self, nets: Nets) -> np.ndarray:
+        """The 8 x 8 style-mixing grid (7 sources per side)."""
+        return make_grid(to_uint8(self.style_mixing_grid(nets, 7, seed=0)), ncol=8)
 
     @torch.no_grad()
     def sample(self, nets: Nets, n: int, generator: torch.Generator,
@@ -160,32 +194,7 @@ class StyleGANFamily:
         z = torch.randn(n, self.cfg.z_dim, generator=generator).to(device)
         noise_seed = int(torch.randint(2 ** 31 - 1, (1,), generator=generator))
         # The per-pixel noise is drawn from a seed taken from the same generator.
-        return render(G, G.styles(z, psi=self.cfg.truncation_psi if psi is None else psi), noise_seed)
-
-
-# Images x pixels per synthesis pass: 5,000 images at 16x16 (PPL's pairs at the committed size, one
-# pass there as before), 1,250 at 32x32, 312 at 64x64, so that memory does not grow with the image
-# size (one pass of 5,000 64x64 images of a 64-channel G would hold ~5 GB per activation).
-RENDER_PIXELS = 5_000 * 16 * 16
-
-
-@torch.no_grad()
-def render(G: StyleGenerator, ws: torch.Tensor, noise_seed: int) -> torch.Tensor:
-    """Images [N, C, S, S] of the per-layer styles ``ws`` [N, num_layers, w_dim] at G's current growth,
-    the per-pixel noise drawn from ``noise_seed`` (torch's global random state is left as it was).
-
-    All noise is drawn before rendering, as one forward pass would draw it, and the images are then
-    synthesised in chunks of at most ``RENDER_PIXELS`` pixels: the result does not depend on the
-    chunking, and a batch at 16x16 of up to 5,000 images is one pass, bit for bit as before.
-    """
-    phase, alpha = G.growth
-    device = ws.device
-    with torch.random.fork_rng(devices=range(torch.cuda.device_count()) if device.type == "cuda" else []):
-        torch.manual_seed(noise_seed)
-        noise = G.synthesis.draw_noise(ws.shape[0], phase, device)  # one [N, 1, s, s] per style layer
-    chunk = max(1, RENDER_PIXELS // (4 * 2 ** phase) ** 2)
-    return torch.cat([G.synthesis(ws[i:i + chunk], phase, alpha, [m[i:i + chunk] for m in noise])
-                      for i in range(0, ws.shape[0], chunk)])
+        return G.render(G.styles(z, psi=self.cfg.truncation_psi if psi is None else psi), noise_seed)
 
 
 def real_at(x: torch.Tensor, size: int, alpha: float) -> torch.Tensor:

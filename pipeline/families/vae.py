@@ -8,23 +8,23 @@ saved with the decoder so that evaluation can report the test ELBO and reconstru
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from pipeline.config import VaeConfig
 from pipeline.data import DataSpec
-from pipeline.families.base import Nets, Optimizers, StepEnv, grad_norm
+from pipeline.families.base import Family, Nets, Optimizers, ReportTable, StepEnv, grad_norm
 from pipeline.losses import negative_elbo
 from pipeline.models.vae import vae_networks
 
 
-class VAEFamily:
+class VAEFamily(Family):
     sampling_net_name = "Dec"
     saved_net_names = ("Dec", "E")
-    translates = False
-
-    def __init__(self, cfg: VaeConfig):
-        self.cfg = cfg
+    gan_vs_vae_side = "VAE"
+    report_sections = (ReportTable("VAE on the test split", (), (
+        ("elbo", "test ELBO (nats/image)", None), ("kl", "KL (nats)", None),
+        ("recon_mse", "reconstruction MSE", None))),)
+    cfg: VaeConfig
 
     def build(self, spec: DataSpec) -> Nets:
         return vae_networks(spec.channels, spec.image_size, self.cfg.z_dim, self.cfg.width)
@@ -65,12 +65,6 @@ class VAEFamily:
         loss, _, kl = negative_elbo(x, x_hat, mu, logvar, self.cfg.recon_std)
         mse = float((nets["Dec"](mu) - x).pow(2).mean())
         return {"elbo": -float(loss), "kl": float(kl), "recon_mse": mse}
-
-    def num_classes(self) -> int:
-        return 0
-
-    def input_example(self, n: int) -> np.ndarray:
-        return np.random.default_rng(0).standard_normal((n, self.cfg.z_dim)).astype(np.float32)
 
     @torch.no_grad()
     def sample(self, nets: Nets, n: int, generator: torch.Generator,

@@ -4,6 +4,8 @@ G: z [N, z_dim] -> 4x4 feature map (transposed conv) -> doubling blocks (ConvTra
 BatchNorm, ReLU) -> tanh image [N, C, S, S]. D mirrors it: strided convs with LeakyReLU(0.2),
 BatchNorm except on the input layer, no pooling, no fully connected hidden layers, one logit.
 Weights are drawn from N(0, 0.02) (BatchNorm scale from N(1, 0.02)), as in the paper.
+``DCGANDiscriminator(norm="layer" | "none")`` is the same D without BatchNorm, as the WGAN-GP critic
+needs it (Gulrajani et al. 2017: the penalty is per sample, and BatchNorm couples the samples).
 """
 
 from __future__ import annotations
@@ -55,14 +57,23 @@ class DCGANGenerator(nn.Module):
         return self.net(z[:, :, None, None])  # [N, C, S, S] in [-1, 1]
 
 
+def hidden_norm(kind: str, channels: int) -> nn.Module:
+    """The normalisation after a hidden conv of D: ``batch`` (DCGAN), ``layer`` (per sample over
+    C, H, W with a per-channel scale and shift: GroupNorm with one group) or ``none``."""
+    assert kind in ("batch", "layer", "none"), f"norm must be batch, layer or none, got {kind!r}"
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    return nn.GroupNorm(1, channels) if kind == "layer" else nn.Identity()
+
+
 class DCGANDiscriminator(nn.Module):
-    def __init__(self, channels: int, image_size: int, width: int = 64):
+    def __init__(self, channels: int, image_size: int, width: int = 64, norm: str = "batch"):
         super().__init__()
         steps = num_doublings(image_size)
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        ch = width  # no BatchNorm on the input layer
-        for _ in range(steps - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2),
+        ch = width  # no normalisation on the input layer
+        for _ in range(steps - 1):  # a conv followed by a shift (BatchNorm, layer norm) needs no bias
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), hidden_norm(norm, ch * 2),
                        nn.LeakyReLU(0.2, True)]
             ch *= 2
         layers += [nn.Conv2d(ch, 1, 4, 1, 0)]  # 4x4 -> 1x1 logit

@@ -33,20 +33,6 @@ from pipeline.train.storage import RunStorage
 log = logging.getLogger(__name__)
 
 
-def growth_problems(params: Params, name: str, n_train: int) -> list[str]:
-    """A StyleGAN whose epochs end before its growth schedule reaches the dataset's size would save a
-    generator of smaller images than the evaluation needs."""
-    cfg = params.variant(name)
-    needed = family_for(cfg).images_to_full_size(params.datasets[cfg.dataset].image_size)
-    per_epoch = (n_train // cfg.batch_size) * cfg.batch_size  # whole global batches only
-    shown = cfg.epochs * per_epoch
-    if shown >= needed:
-        return []
-    return [f"params.yaml: variants.{name}.epochs = {cfg.epochs}: {shown:,} training images, but the growth "
-            f"schedule (phase_images {cfg.phase_images}, fade_images {cfg.fade_images}) reaches full size after "
-            f"{needed:,}; allowed: epochs >= {-(-needed // per_epoch)} or a shorter schedule"]
-
-
 # Set to 1 where the cluster's autoscaler starts GPU nodes on demand (none may be up when a job starts).
 WAIT_FOR_GPU_ENV = "GAN_LAB_WAIT_FOR_GPU"
 
@@ -88,14 +74,14 @@ def gpu_problems(cfg: TrainingConfig, name: str, join_cluster: bool = True) -> l
 
 
 def check_runtime(params: Params, name: str, root: Path | None = None, n_train: int | None = None) -> None:
-    """Problems only visible at run time, raised as ConfigError before any training: a StyleGAN
-    schedule longer than its training (needs the prepared data's ``n_train``), an MLflow tracking
+    """Problems only visible at run time, raised as ConfigError before any training: the family's
+    preflight problems against the prepared data's ``n_train`` (a StyleGAN schedule longer than its training), an MLflow tracking
     server that is unreachable or refuses the credentials, and ``use_gpu`` where the workers cannot
     all get a GPU (:func:`gpu_problems`; the cluster is joined to ask only if nothing else is wrong)."""
     cfg = params.variant(name)
     problems = []
-    if cfg.family == "stylegan" and n_train is not None:
-        problems += growth_problems(params, name, n_train)
+    if n_train is not None:  # the family's own checks against the data (StyleGAN: its growth schedule)
+        problems += family_for(cfg).preflight_problems(name, params.datasets[cfg.dataset], n_train)
     if root is not None and (problem := tracking.server_problem(tracking.tracking_uri(root))):
         problems.append(problem)
     problems += gpu_problems(cfg, name, join_cluster=not problems)

@@ -34,7 +34,7 @@ def test_round_trip_through_dict_keeps_config_and_hash():
     ({"family": "nope"}, "variants.dcgan.family = 'nope': unknown family; allowed: dcgan"),
     ({"dataset": "cifar"}, "variants.dcgan.dataset = 'cifar': unknown dataset; allowed: digits"),
     ({"num_workers": 0}, "variants.dcgan.num_workers = 0: Input should be greater than or equal to 1"),
-    ({"loss": "hinge"}, "variants.dcgan.loss = 'hinge': Input should be 'nonsaturating' or 'minimax'"),
+    ({"loss": "lsgan"}, "variants.dcgan.loss = 'lsgan': Input should be 'nonsaturating', 'minimax', 'hinge' or 'wgan'"),
     ({"augment": ["flip"]}, "variants.dcgan.augment.0 = 'flip'"),
     ({"batch_size": 63, "num_workers": 2}, "variants.dcgan.batch_size = 63: must be a multiple of num_workers"),
     ({"lr": 0.1}, "variants.dcgan.lr: unknown key; allowed: augment, batch_size"),

@@ -16,7 +16,7 @@ from pipeline.data import DataSpec, Prepared, to_unit_range
 from pipeline.evaluate import image_metrics
 from pipeline.evaluator import build_evaluator
 from pipeline.families import family_for
-from pipeline.families import stylegan as stylegan_family
+from pipeline.models import stylegan as stylegan_models
 from pipeline.families.base import StepEnv
 from pipeline.metrics.features import Evaluator, load_evaluator
 from pipeline.models.evaluator import EvaluatorCNN
@@ -32,6 +32,7 @@ VARIANTS: dict[str, dict] = {  # name -> a small variant of that family (cgan: d
     "stylegan": {"family": "stylegan", "z_dim": 8, "w_dim": 8, "mapping_layers": 2, "g_width": 8, "d_width": 8,
                  "phase_images": 16, "fade_images": 16, "augment": ["translation"], "mixing_prob": 0.9},
     "gan": {"family": "gan", "z_dim": 8, "g_hidden": 32, "g_layers": 2, "d_hidden": 32, "d_layers": 2},
+    "wgan_gp": {"family": "wgan_gp", "z_dim": 8, "g_width": 8, "d_width": 8, "n_critic": 2},
 }
 
 
@@ -76,7 +77,7 @@ def check_forward_shapes(name: str, nets: dict, x: torch.Tensor, y: torch.Tensor
 
 
 @pytest.mark.parametrize("channels,size", SIZES)
-@pytest.mark.parametrize("name", ["dcgan", "cgan", "vae", "stylegan"])
+@pytest.mark.parametrize("name", ["dcgan", "cgan", "vae", "stylegan", "wgan_gp"])
 def test_family_trains_and_samples_at_real_sizes(name, channels, size):
     torch.manual_seed(0)
     family = family_for(variant(name, size))
@@ -139,7 +140,7 @@ def perturbed_stylegan(size: int):
 def test_stylegan_renders_in_chunks_with_the_images_of_one_pass(monkeypatch):
     family, nets = perturbed_stylegan(32)
     one_pass = family.sample(nets, 6, torch.Generator().manual_seed(1))
-    monkeypatch.setattr(stylegan_family, "RENDER_PIXELS", 2 * 32 * 32)  # 2 images per pass
+    monkeypatch.setattr(stylegan_models, "RENDER_PIXELS", 2 * 32 * 32)  # 2 images per pass
     chunked = family.sample(nets, 6, torch.Generator().manual_seed(1))
     assert torch.allclose(one_pass, chunked, atol=1e-5), "chunked rendering must not change the images"
 

@@ -60,7 +60,7 @@ def test_a_valid_tune_entry_parses():
     ({"space": {"lr_gg": "uniform(0, 1)"}}, "tune.dcgan.space.lr_gg: not a tunable key"),
     ({"space": {"lr_g": "uniform(-1, 1)"}}, "tune.dcgan.space.lr_g = 'uniform(-1, 1)': can produce lr_g = -1.0"),
     ({"space": {"beta1": "uniform(0, 1)"}}, "can produce beta1 = 1.0"),
-    ({"space": {"loss": "choice(minimax, hinge)"}}, "can produce loss = 'hinge'"),
+    ({"space": {"loss": "choice(minimax, lsgan)"}}, "can produce loss = 'lsgan'"),
     ({"space": {"lr_g": "loguniform(0, 1)"}}, "tune.dcgan.space.lr_g = 'loguniform(0, 1)': loguniform(low, high) needs 0 < low"),
     ({"grace_epochs": 5}, "tune.dcgan.grace_epochs = 5: at most max_epochs (4)"),
     ({"scheduler": "pbt", "perturbation_epochs": 4}, "perturbation_epochs = 4: must be below max_epochs"),
