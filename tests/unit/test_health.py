@@ -122,3 +122,36 @@ def test_health_metrics_need_no_rng():
     state = torch.random.get_rng_state()
     CollapseMonitor(np.zeros((4, 2), np.float32)).measure(np.ones((4, 2), np.float32))
     assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_a_collapse_is_logged_and_tags_the_run_once(prepared_digits, tmp_path, caplog):
+    from mlflow.tracking import MlflowClient
+
+    from pipeline import tracking
+    from pipeline.data import load_prepared
+    from pipeline.train.loop import _log_health
+
+    uri = tracking.tracking_uri(tmp_path)
+    run_id = tracking.start_run(uri, tracking.ensure_experiment(uri, tmp_path), "collapse", {}, {})
+    logger = tracking.RunLogger(uri, run_id)
+    data = load_prepared(prepared_digits)
+    monitor = CollapseMonitor(real_reference(data.x_test, 256))
+    collapsed = OneImage(torch.as_tensor(real_reference(data.x_train[:1], 1)[0]))
+    for epoch in (1, 2):
+        _log_health(logger, monitor, collapsed(torch.randn(64, 16)).detach().numpy(), 10 * epoch, epoch, "dcgan")
+    logger.flush()
+
+    client = MlflowClient(uri)
+    assert [m.value for m in client.get_metric_history(run_id, "health/collapsed")] == [1.0, 1.0]
+    assert client.get_run(run_id).data.tags["health.warning"].startswith("possible mode collapse at epoch 1: ")
+    assert sum("possible mode collapse" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_broken_weights_are_found_by_name():
+    from pipeline.train.health import nonfinite_weights
+
+    nets = {"G": nn.Linear(2, 2), "D": nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 1))}
+    assert nonfinite_weights(nets) is None
+    with torch.no_grad():
+        nets["D"][1].weight[0, 2] = float("inf")
+    assert nonfinite_weights(nets) == "D.1.weight"
