@@ -35,11 +35,14 @@ DIVERGENCE_TAG = "divergence"
 # (ASHA's rung percentiles) can still compare it and rank the trial last.
 WORST_OBJECTIVE = {"min": 1e30, "max": -1e30}
 
-# Sample spread below this share of the real data's spread counts as collapse (the warning tag).
-# Measured: the default DCGAN's EMA samples start at 0.33 (init) and 0.29 (after one epoch), the
-# default gan_ns on ring8 at 0.39; one image repeated is 0. It catches a generator that (nearly)
-# repeats one output; a partial collapse to a few classes lowers the ratio without crossing it.
+# Sample spread below this share of the real data's spread counts as collapse (the warning tag),
+# once the run has been at RECOVERED_FACTOR times it: collapse is diversity *lost*. Measured at
+# the start of the default variants: DCGAN 0.33 (init) and 0.29 (one epoch), gan_ns 0.39, VAE 0.01
+# (init) and 0.29 (one epoch), StyleGAN 0.0 (init) and 0.04 (one epoch, still at 4x4): an untrained
+# generator, or StyleGAN's early low-resolution phases, would otherwise be flagged. One image
+# repeated is 0. A partial collapse to a few classes lowers the ratio without crossing 0.1.
 COLLAPSE_SPREAD_RATIO = 0.1
+RECOVERED_FACTOR = 2.0
 HEALTH_SAMPLES = 256  # at most this many samples enter the spread (pairwise distances: n^2)
 
 
@@ -130,6 +133,8 @@ def agree(reason: str | None, world_size: int) -> str | None:
 class CollapseMonitor:
     """Mode collapse as a number: the mean pairwise distance of a fixed batch of samples over that
     of real data (``health/spread_ratio``; 1 matches the data's diversity, 0 is one repeated sample).
+    ``health/collapsed`` is 1 when the ratio is below ``threshold`` after this monitor has seen it
+    at ``RECOVERED_FACTOR x threshold`` or more (a resumed run starts that memory afresh).
 
     Cheap enough for every report: it reuses the sample grid the loop draws for MLflow anyway, and
     the real reference is computed once. Class histograms would need the evaluator, which a
@@ -139,13 +144,15 @@ class CollapseMonitor:
     def __init__(self, real: np.ndarray, threshold: float = COLLAPSE_SPREAD_RATIO):
         self.threshold = threshold
         self.warned = False  # the run is tagged once, at the first collapse
+        self.best = 0.0  # the highest ratio seen so far
         self.real_spread = mean_pairwise_distance(real)
 
     def measure(self, samples: np.ndarray) -> dict[str, float]:
         spread = mean_pairwise_distance(samples)
         ratio = spread / self.real_spread if self.real_spread > 0 else float("nan")
-        return {"health/spread": spread, "health/spread_ratio": ratio,
-                "health/collapsed": float(ratio < self.threshold)}
+        self.best = max(self.best, ratio) if math.isfinite(ratio) else self.best
+        collapsed = ratio < self.threshold and self.best >= RECOVERED_FACTOR * self.threshold
+        return {"health/spread": spread, "health/spread_ratio": ratio, "health/collapsed": float(collapsed)}
 
 
 def real_reference(x: np.ndarray, n: int) -> np.ndarray:

@@ -94,10 +94,14 @@ def test_a_generator_that_outputs_one_image_is_flagged_and_real_data_is_not(prep
     data = load_prepared(prepared_digits)
     monitor = CollapseMonitor(real_reference(data.x_test, 256))
     collapsed = OneImage(torch.as_tensor(real_reference(data.x_train[:1], 1)[0]))
-    health = monitor.measure(collapsed(torch.randn(64, 16)).detach().numpy())
-    assert health["health/spread_ratio"] == 0.0 and health["health/collapsed"] == 1.0
+    one_image = collapsed(torch.randn(64, 16)).detach().numpy()
+    # A generator that has not yet been diverse (an untrained one, StyleGAN at 4x4) is not flagged...
+    assert monitor.measure(one_image) == {"health/spread": 0.0, "health/spread_ratio": 0.0, "health/collapsed": 0.0}
     real = monitor.measure(real_reference(data.x_train, 64))
     assert 0.8 < real["health/spread_ratio"] < 1.2 and real["health/collapsed"] == 0.0
+    # ... one that was diverse and now outputs one image is.
+    health = monitor.measure(one_image)
+    assert health["health/spread_ratio"] == 0.0 and health["health/collapsed"] == 1.0
 
 
 def test_a_diverged_trial_is_ranked_last_and_never_best():
@@ -137,13 +141,14 @@ def test_a_collapse_is_logged_and_tags_the_run_once(prepared_digits, tmp_path, c
     data = load_prepared(prepared_digits)
     monitor = CollapseMonitor(real_reference(data.x_test, 256))
     collapsed = OneImage(torch.as_tensor(real_reference(data.x_train[:1], 1)[0]))
-    for epoch in (1, 2):
-        _log_health(logger, monitor, collapsed(torch.randn(64, 16)).detach().numpy(), 10 * epoch, epoch, "dcgan")
+    diverse = real_reference(data.x_train, 64)  # epoch 1: as diverse as the data; then one image
+    for epoch, samples in enumerate([diverse, collapsed(torch.randn(64, 16)).detach().numpy()] * 2, start=1):
+        _log_health(logger, monitor, samples, 10 * epoch, epoch, "dcgan")
     logger.flush()
 
     client = MlflowClient(uri)
-    assert [m.value for m in client.get_metric_history(run_id, "health/collapsed")] == [1.0, 1.0]
-    assert client.get_run(run_id).data.tags["health.warning"].startswith("possible mode collapse at epoch 1: ")
+    assert [m.value for m in client.get_metric_history(run_id, "health/collapsed")] == [0.0, 1.0, 0.0, 1.0]
+    assert client.get_run(run_id).data.tags["health.warning"].startswith("possible mode collapse at epoch 2: ")
     assert sum("possible mode collapse" in r.getMessage() for r in caplog.records) == 1
 
 
