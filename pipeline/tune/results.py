@@ -46,8 +46,8 @@ def best_summary(rows: list[dict[str, Any]], keys: list[str], mode: str) -> dict
     """The best trial (by last objective) and the default trial, with their configs and spread."""
     ranked = [r for r in rows if r["status"] not in ("error", "diverged") and _finite(r["objective"])]
     if not ranked:
-        raise RuntimeError("no trial reported a finite objective without diverging; see the status and error "
-                           "columns of trials.csv")
+        statuses = ", ".join(f"{r['trial_id']}: {r['status']} {r['error']}".strip() for r in rows)
+        raise RuntimeError(f"no trial reported a finite objective without diverging ({statuses})")
     best = (min if mode == "min" else max)(ranked, key=lambda r: r["objective"])
     default = next((r for r in rows if r["is_default"]), None)
     return {"best": _summary(best, keys), "default": _summary(default, keys) if default else None}
