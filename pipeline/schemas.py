@@ -38,6 +38,16 @@ class EvalConfig(Strict):
     seed: int = Field(12345, ge=0)
 
 
+class DivergenceRule(Strict):
+    """When a run counts as diverged besides a non-finite value (which always stops it): D has won
+    outright, D(x) near 1 and D(G(z)) near 0, for ``saturated_epochs`` epochs in a row, so G gets no
+    useful gradient (families that report D/real and D/fake: gan, dcgan, stylegan). docs/reliability.md."""
+
+    saturated_epochs: int = Field(ge=1, description="stop after this many consecutive saturated epochs")
+    margin: float = Field(0.01, gt=0.0, lt=0.5, description="saturated: mean D/real > 1 - margin and "
+                          "mean D/fake < margin over the epoch")
+
+
 class TrainingConfig(Strict):
     """Keys every family shares: data, budget, seeds and how Ray places the workers.
 
@@ -66,6 +76,8 @@ class TrainingConfig(Strict):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: forward passes under bf16 autocast (AMP); needs use_gpu: true")
     max_failures: int = Field(1, ge=0, description="worker failures Ray Train recovers from")
+    divergence: DivergenceRule | None = Field(
+        None, description="a divergence rule that stops the run (None: only NaN/inf stops it)")
     eval: EvalConfig = EvalConfig()
 
     @field_validator("seeds")

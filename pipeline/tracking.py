@@ -156,6 +156,21 @@ def end_run(uri: str, run_id: str, status: str, tags: dict[str, str] | None = No
     client.set_terminated(run_id, status)
 
 
+def run_tags(uri: str, run_id: str) -> dict[str, str]:
+    return dict(MlflowClient(uri).get_run(run_id).data.tags)
+
+
+def reopen_run(uri: str, run_id: str, clear_tags: tuple[str, ...] = ()) -> None:
+    """A resumed run is RUNNING again, without the tags its previous attempt ended with (a divergence
+    reason), so that they describe only the attempt that ends it next."""
+    client = MlflowClient(uri)
+    tags = client.get_run(run_id).data.tags
+    for key in clear_tags:
+        if key in tags:
+            client.delete_tag(run_id, key)
+    client.update_run(run_id, status="RUNNING")
+
+
 def run_exists(uri: str, run_id: str) -> bool:
     try:
         MlflowClient(uri).get_run(run_id)

@@ -4,11 +4,12 @@ import argparse
 import json
 import logging
 import os
+import sys
 from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline.data import meta_path
-from pipeline.train.driver import check_runtime, train_variant
+from pipeline.train.driver import TrainingDiverged, check_runtime, train_variant
 from pipeline.train.storage import STORAGE_ENV
 
 
@@ -27,8 +28,12 @@ def main() -> None:
     meta = meta_path(args.data)
     n_train = json.loads(meta.read_text())["n_train"] if meta.is_file() else None
     params = params_or_exit(args.params, lambda p: check_runtime(p, args.variant, ROOT, n_train))
-    metrics = train_variant(params, args.variant, Path(args.data), Path(args.out), Path(args.plots),
-                            args.storage, ROOT)  # a string: Path() would mangle s3://bucket into s3:/bucket
+    try:
+        metrics = train_variant(params, args.variant, Path(args.data), Path(args.out), Path(args.plots),
+                                args.storage, ROOT)  # a string: Path() would mangle s3://bucket into s3:/bucket
+    except TrainingDiverged as err:  # the outputs were left as they were; the reason is one line
+        print(f"error: {err.reason}", file=sys.stderr)
+        sys.exit(1)
     logging.info("trained %s: %s", args.variant, metrics)
 
 

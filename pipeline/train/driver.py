@@ -7,6 +7,10 @@ the per-step scalars as CSV for ``dvc plots``. A variant with a ``seeds`` list t
 in ``<storage>/<run name>`` (a local path, a path every cluster node mounts, or an object-storage
 URI: ``pipeline.train.storage``): a re-run after an interruption with the same config resumes there
 (and keeps its MLflow run); a finished run or a changed config starts fresh.
+
+A run that diverges (:mod:`pipeline.train.health`) raises :class:`TrainingDiverged`: its MLflow run
+ends FAILED with the reason as the ``divergence`` tag, ``models/<variant>/`` and the plots stay as
+they were, and Ray's storage keeps the last (finite) checkpoints.
 """
 
 from __future__ import annotations
@@ -27,10 +31,19 @@ from pipeline.environment import describe_environment
 from pipeline.families import family_for
 from pipeline.sampling import HISTORY_FILE, save_generator
 from pipeline.train.checkpoint import load_checkpoint, read_environment, restore, write_history
+from pipeline.train.health import DIVERGENCE_TAG, injected_fault_step
 from pipeline.train.loop import TrainJob
 from pipeline.train.storage import RunStorage
 
 log = logging.getLogger(__name__)
+
+
+class TrainingDiverged(RuntimeError):
+    """Training stopped on a non-finite value or a divergence rule; ``reason`` is one line."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(reason)
 
 
 # Set to 1 where the cluster's autoscaler starts GPU nodes on demand (none may be up when a job starts).
@@ -109,6 +122,7 @@ def open_run(root: Path, storage: RunStorage | str | Path, variant: str, cfg: Tr
         if (previous["config_hash"] == digest and not previous.get("finished")
                 and tracking.run_exists(uri, previous["run_id"])):
             log.info("an interrupted run with the same config exists (%s): resuming it", previous["run_id"])
+            tracking.reopen_run(uri, previous["run_id"], clear_tags=(DIVERGENCE_TAG,))
             return previous["run_id"]
         # A finished run is not resumed: DVC re-runs a finished stage only when code or data changed.
         log.info("starting fresh (the stored run %s)", "finished" if previous.get("finished") else
@@ -161,8 +175,13 @@ def _train_one(cfg: TrainingConfig, variant: str, run_name: str, data: Prepared,
 
     run_id = open_run(root, storage, variant, cfg, data.sha256, run_name)
     uri = tracking.tracking_uri(root)
-    job = TrainJob(variant, cfg.model_dump(mode="json"), str(Path(data_path).resolve()), uri, run_id)
+    job = TrainJob(variant, cfg.model_dump(mode="json"), str(Path(data_path).resolve()), uri, run_id,
+                   fault_step=injected_fault_step())
     result = run_training(job, cfg, str(storage), run_name)
+    # Ray Train V2 keeps only reports with a checkpoint, and the diverged one has none: rank 0 tagged the run.
+    if reason := tracking.run_tags(uri, run_id).get(DIVERGENCE_TAG):
+        tracking.end_run(uri, run_id, "FAILED")
+        raise TrainingDiverged(f"{run_name} diverged: {reason}")
     assert result.checkpoint is not None, "training finished without a checkpoint"
 
     family = family_for(cfg)

@@ -1,6 +1,11 @@
 """The per-worker training loop. It does not know whether it runs under Ray Train, in a Ray Tune
 trial or in-process: everything runtime-specific comes through the :class:`Session`.
 
+Divergence (a NaN/inf step scalar, broken weights or a ``divergence`` rule, :mod:`.health`) stops
+every rank at once with a one-line reason: a last report flagged ``diverged`` (no checkpoint, so the
+last checkpoint kept is a finite one), the reason as the MLflow run's ``divergence`` tag, and the
+reason returned to an in-process caller.
+
 Every rank builds the same initial weights (seeded), trains on its shard of each global batch,
 averages gradients with the other ranks, and calls ``session.report`` once per epoch (a barrier),
 or once per few epochs when epochs are very short (:func:`report_interval`). Rank 0 alone writes
@@ -31,6 +36,8 @@ from pipeline.objective import make_objective
 from pipeline.sampling import translation_picture
 from pipeline.train.checkpoint import load_checkpoint, restore, save_checkpoint
 from pipeline.train.distributed import make_grad_sync
+from pipeline.train.health import (DIVERGENCE_TAG, HEALTH_SAMPLES, WORST_OBJECTIVE, CollapseMonitor, DivergenceWatch,
+                                   agree, inject_nan, nonfinite_weights, real_reference)
 from pipeline.train.session import Session
 from pipeline.train.sharding import training_batches
 
@@ -54,6 +61,9 @@ class TrainJob:
     # {"ref", "sha256"} of the prepared data in Ray's object store (launcher.ship_data), for workers on
     # nodes that cannot read data_path; the loop itself always reads data_path.
     shipped_data: dict[str, Any] | None = None
+    # Fault injection (tests, drills; health.INJECT_NAN_ENV read by the driver): a weight becomes NaN
+    # just before this global step (1-based). None in every normal run.
+    fault_step: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,8 +85,9 @@ def report_interval(steps_per_epoch: int) -> int:
     return max(1, -(-MIN_STEPS_PER_REPORT // steps_per_epoch))
 
 
-def train_loop(job_dict: dict[str, Any], session: Session) -> None:
-    """Train one variant for ``cfg.epochs`` epochs, resuming from the session's latest checkpoint."""
+def train_loop(job_dict: dict[str, Any], session: Session) -> str | None:
+    """Train one variant for ``cfg.epochs`` epochs, resuming from the session's latest checkpoint;
+    returns None, or the one-line reason it stopped early because the run diverged."""
     job = TrainJob(**job_dict)
     cfg = variant_from_dict(job.variant)
     rank, world = session.world_rank, session.world_size
@@ -107,8 +118,10 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
     if start_epoch >= cfg.epochs:  # finished before: report its state once so the run has a result
         final = {"epoch": start_epoch, "step": step, **(objective(nets) if objective else {})}
         _report(session, final, nets, opts, job, history, start_epoch, environment)
-        return
+        return None
     every = report_interval(batches.steps_per_epoch())
+    watch = DivergenceWatch(cfg.divergence)
+    collapse = _collapse_monitor(family, data) if logger else None
     sums: dict[str, float] = {}
     steps, seconds = 0, 0.0  # since the last report
     for epoch in range(start_epoch, cfg.epochs):
@@ -117,6 +130,8 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
         started = time.perf_counter()
         for batch in batches.epoch(epoch):
             env.step = step
+            if step + 1 == job.fault_step:
+                inject_nan(nets)
             scalars = family.train_step(nets, opts, batch, env)
             step += 1
             for key, value in scalars.items():
@@ -125,9 +140,17 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
                 history.append({"step": step, "epoch": epoch + 1, **scalars})
                 if logger:
                     logger.log_step(scalars, step)
+            if watch.step(scalars, step, epoch + 1) and world == 1:
+                break  # (several ranks finish the epoch: their gradient all-reduces must pair up)
         seconds += time.perf_counter() - started
         steps += batches.steps_per_epoch()
-        if (epoch + 1) % every and epoch + 1 < cfg.epochs:
+        reporting = not ((epoch + 1) % every and epoch + 1 < cfg.epochs)
+        reason = watch.end_epoch(epoch + 1, step)
+        if reason is None and reporting and (broken := nonfinite_weights(nets)):
+            reason = f"non-finite weights in {broken} after step {step} (epoch {epoch + 1})"
+        if reason := agree(reason, world):
+            return _stop(session, reason, logger, job.variant_name, epoch + 1, step, objective)
+        if not reporting:
             continue
         metrics = {key: total / steps for key, total in sums.items()}
         metrics.update({"epoch": epoch + 1, "step": step, "perf/samples_per_s": steps * cfg.batch_size / seconds})
@@ -136,14 +159,56 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> None:
             metrics.update(objective(nets))
         if logger:
             logger.log_step({k: v for k, v in metrics.items() if k.startswith(("perf/", "objective"))}, step)
+            picture, samples = _epoch_picture(family, nets, data, cfg.seed, job.grid_samples)
+            if collapse is not None:
+                _log_health(logger, collapse, samples, step, epoch + 1, job.variant_name)
             logger.flush()
-            logger.log_image(_epoch_picture(family, nets, data, cfg.seed, job.grid_samples), "samples", epoch + 1)
+            logger.log_image(picture, "samples", epoch + 1)
         _report(session, metrics, nets, opts, job, history, epoch + 1, environment)
         # Log the first report of this launch, then the reports at about every 5% of the epochs.
         if rank == 0 and (epoch < start_epoch + every or (epoch + 1) % max(every, cfg.epochs // 20) < every):
             log.info("%s epoch %d/%d (%.0f%%): %s", job.variant_name, epoch + 1, cfg.epochs,
                      100 * (epoch + 1) / cfg.epochs,
                      ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step")))
+    return None
+
+
+def _stop(session: Session, reason: str, logger, variant: str, epoch: int, step: int, objective) -> str:
+    """End a diverged run on every rank: one last report flagged ``diverged`` without a checkpoint
+    (the checkpoints kept are all finite), carrying a tuning trial's worst objective so that
+    schedulers rank it last; rank 0 tags the MLflow run with the reason, which the driver reads."""
+    if session.world_rank == 0:
+        log.error("%s diverged: %s", variant, reason)
+        if logger:
+            logger.flush()
+            logger.set_tags({DIVERGENCE_TAG: reason})
+    metrics: dict[str, Any] = {"epoch": epoch, "step": step, "diverged": 1.0}
+    if objective is not None:
+        metrics["objective"] = WORST_OBJECTIVE[objective.mode]
+    session.report(metrics, None)
+    return reason
+
+
+def _collapse_monitor(family, data) -> CollapseMonitor | None:
+    """Rank 0's mode-collapse signal against real test data (none for translation families)."""
+    if family.translates or not len(data.x_test):
+        return None
+    return CollapseMonitor(real_reference(data.x_test, HEALTH_SAMPLES))
+
+
+def _log_health(logger, collapse: CollapseMonitor, samples: np.ndarray | None, step: int, epoch: int,
+                variant: str) -> None:
+    """``health/*`` metrics of this report's sample grid; the first collapse also tags the run."""
+    if samples is None:
+        return
+    health = collapse.measure(samples)
+    logger.log_step(health, step)
+    if health["health/collapsed"] and not collapse.warned:
+        collapse.warned = True
+        line = (f"possible mode collapse at epoch {epoch}: sample spread {health['health/spread_ratio']:.3f} "
+                f"of the real data's (threshold {collapse.threshold})")
+        log.warning("%s: %s", variant, line)
+        logger.set_tags({"health.warning": line})
 
 
 def _run_logger(job: TrainJob):
@@ -190,16 +255,18 @@ def _report(session: Session, metrics: dict[str, float], nets: dict, opts: dict,
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _epoch_picture(family, nets: dict, data, seed: int, n_images: int) -> np.ndarray:
+def _epoch_picture(family, nets: dict, data, seed: int, n_images: int) -> tuple[np.ndarray, np.ndarray | None]:
     """The same inputs every epoch, so the MLflow image slider shows training progress: a grid of
     ``n_images`` samples (a scatter of 1,000 points for 2-D data), or for a translation family the
-    first 8 test images of each domain with their translations and reconstructions."""
+    first 8 test images of each domain with their translations and reconstructions. Returns the
+    picture and the samples it shows (None for translations), which the health signal reuses."""
     modes = {name: net.training for name, net in nets.items()}
     try:
         if family.translates:
-            return translation_picture(family, nets, data)
+            return translation_picture(family, nets, data), None
         n = 1000 if data.spec.point_dim else n_images  # a scatter needs more points
-        return preview(family.sample(nets, n, torch.Generator().manual_seed(seed)).cpu().numpy())
+        samples = family.sample(nets, n, torch.Generator().manual_seed(seed)).cpu().numpy()
+        return preview(samples), samples
     finally:  # sampling switches nets to eval mode; a trained net (the VAE's decoder) must go on in train mode
         for name, net in nets.items():
             net.train(modes[name])

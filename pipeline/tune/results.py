@@ -1,8 +1,10 @@
 """A finished tuning job as files: ``trials.csv`` (one row per trial) and ``best.json``.
 
 A trial is ranked by its *last* reported objective, the quality of the model it ends with (ASHA
-compares trials the same way at each rung); its best-ever value is kept beside it. No Ray here: the
-search hands over plain records ``{trial_id, config, reports, error, starts}``.
+compares trials the same way at each rung); its best-ever value is kept beside it. A trial that
+diverged (its last report flagged ``diverged``, with the worst objective so that ASHA stopped it) has
+status ``diverged`` and is never the best, whatever it reported before. No Ray here: the search
+hands over plain records ``{trial_id, config, reports, error, starts}``.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ def trial_rows(records: list[dict[str, Any]], keys: list[str], default: dict[str
     """One row per trial: its searched values, status, epochs run, last and best objective."""
     rows = []
     for record in sorted(records, key=lambda r: r["trial_id"]):
-        reports = [r for r in record["reports"] if _finite(r.get("objective"))]
+        diverged = any(r.get("diverged") == 1 for r in record["reports"])  # (NaN where another report had it)
+        reports = [r for r in record["reports"] if _finite(r.get("objective")) and r.get("diverged") != 1]
         last = reports[-1] if reports else {}
         values = [r["objective"] for r in reports]
         best_at = (min if mode == "min" else max)(range(len(values)), key=values.__getitem__) if values else None
         epochs = int(max((r.get("epoch", 0) for r in record["reports"]), default=0))
-        status = ("error" if record["error"] else "completed" if epochs >= max_epochs else "stopped_early")
+        status = ("error" if record["error"] else "diverged" if diverged else
+                  "completed" if epochs >= max_epochs else "stopped_early")
         rows.append({
             "trial_id": record["trial_id"], "status": status,
             # The default config is the search's first point (trial index 0); PBT may since have changed it.
@@ -40,9 +44,10 @@ def trial_rows(records: list[dict[str, Any]], keys: list[str], default: dict[str
 
 def best_summary(rows: list[dict[str, Any]], keys: list[str], mode: str) -> dict[str, Any]:
     """The best trial (by last objective) and the default trial, with their configs and spread."""
-    ranked = [r for r in rows if r["status"] != "error" and _finite(r["objective"])]
+    ranked = [r for r in rows if r["status"] not in ("error", "diverged") and _finite(r["objective"])]
     if not ranked:
-        raise RuntimeError("no trial reported an objective; see the trial errors in trials.csv")
+        statuses = ", ".join(f"{r['trial_id']}: {r['status']} {r['error']}".strip() for r in rows)
+        raise RuntimeError(f"no trial reported a finite objective without diverging ({statuses})")
     best = (min if mode == "min" else max)(ranked, key=lambda r: r["objective"])
     default = next((r for r in rows if r["is_default"]), None)
     return {"best": _summary(best, keys), "default": _summary(default, keys) if default else None}

@@ -230,12 +230,13 @@ def _finish(name: str, records: list[dict], spec: TuneSpec, dims: dict, base: An
 
 
 def _close_runs(uri: str, parent_run_id: str, rows: list[dict], summary: dict) -> None:
-    """Each trial's child run ends FINISHED (completed or stopped early, tagged so) or FAILED."""
+    """Each trial's child run ends FINISHED (completed or stopped early, tagged so) or FAILED (an
+    error, or diverged: its worker tagged the run with the reason)."""
     children = tracking.child_runs(uri, parent_run_id)
     for row in rows:
         if row["trial_id"] in children:
             last = {k: row[k] for k in ("objective", "best_objective") if row[k] is not None}
-            tracking.end_run(uri, children[row["trial_id"]], "FAILED" if row["status"] == "error" else "FINISHED",
+            tracking.end_run(uri, children[row["trial_id"]], "FAILED" if row["status"] in ("error", "diverged") else "FINISHED",
                              {"tune_status": row["status"]}, {f"tune/{k}": v for k, v in last.items()})
     best = summary["best"]
     tracking.end_run(uri, parent_run_id, "FINISHED", {"best_trial_id": best["trial_id"]},

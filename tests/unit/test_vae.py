@@ -67,8 +67,8 @@ def test_the_per_epoch_preview_leaves_the_trained_nets_in_train_mode(prepared_di
 
     fam = family_for(vae_cfg())
     nets = fam.build(DataSpec(channels=1, image_size=16, num_classes=10))
-    picture = _epoch_picture(fam, nets, load_prepared(prepared_digits), seed=0, n_images=16)
-    assert picture.ndim == 3 and nets["Dec"].training and nets["E"].training
+    picture, samples = _epoch_picture(fam, nets, load_prepared(prepared_digits), seed=0, n_images=16)
+    assert picture.ndim == 3 and samples.shape == (16, 1, 16, 16) and nets["Dec"].training and nets["E"].training
 
 
 def test_one_epoch_of_the_loop_then_save_and_evaluate_as_the_stages_do(prepared_digits, evaluator_dir, tmp_path):
