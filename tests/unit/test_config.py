@@ -18,7 +18,10 @@ def problems_of(raw) -> list[str]:
 def test_repository_params_are_valid():
     params = load_params(ROOT / "params.yaml")
     assert isinstance(params.variant("dcgan"), DcganConfig)
-    assert params.datasets["digits"].image_size == 16
+    assert params.datasets["mnist"].kind == "mnist" and params.datasets["mnist"].image_size == 32  # real MNIST
+    assert {v.dataset for v in params.variants.values() if v.family != "gan"} == {"mnist"}
+    digits = load_params(ROOT / "profiles" / "digits.yaml")  # the former default, for the docs' tables
+    assert digits.datasets["digits"].image_size == 16 and digits.variant("dcgan").dataset == "digits"
 
 
 def test_round_trip_through_dict_keeps_config_and_hash():
