@@ -25,6 +25,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
 from pipeline.config import Params  # noqa: E402
+from pipeline.dataset_schemas import POINT_DATASETS, UNPAIRED_DATASETS  # noqa: E402
 from pipeline.families import FAMILIES  # noqa: E402  (each family's report_sections and comparison roles)
 
 # Metric columns per kind of variant: (metrics key, column title, floor key or None).
@@ -186,8 +187,12 @@ def _short(value) -> str:
 def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_dir: Path,
                    evaluator_metrics: dict[str, dict], tune_dir: Path | None = None) -> list[Section]:
     metrics = load_metrics(metrics_dir, params)
-    kinds = {name: params.datasets[params.variants[name].dataset].kind for name in metrics}
-    images = [n for n in metrics if kinds[n] in ("digits", "typed_digits")]
+    datasets = {name: params.datasets[params.variants[name].dataset] for name in metrics}
+    kinds = {name: dataset.kind for name, dataset in datasets.items()}
+    translations = [n for n in metrics if isinstance(datasets[n], UNPAIRED_DATASETS)]
+    # Single images judged by FID: every image kind (digits, mnist, idx, cifar10, image_folder, ...),
+    # not 2-D points, not stacked digits (judged by their modes), not two-domain translation data.
+    images = [n for n in metrics if kinds[n] not in (*POINT_DATASETS, "stacked_digits") and n not in translations]
     sections = []
     if images:
         table = metric_table(images, metrics, IMAGE_COLUMNS)
@@ -221,7 +226,6 @@ def build_sections(params: Params, metrics_dir: Path, samples_dir: Path, plots_d
         if names:
             sections.append(Section(f"Mode collapse: {kind}", ["Brackets: real test data (the floor)."],
                                     metric_table(names, metrics, columns)))
-    translations = [n for n in metrics if kinds[n] in ("digits_to_typed", "image_folders")]
     if translations:
         sections.append(Section("Translation (CycleGAN)", [
             "Label kept: share of translated test images the target domain's evaluator gives the source label. "

@@ -4,6 +4,7 @@ import base64
 import json
 
 import numpy as np
+import pytest
 
 from helpers import tiny_points_params
 from pipeline.config import parse_params
@@ -12,8 +13,13 @@ from pipeline.report import build_sections, gan_vs_vae, write_report
 from pipeline.train.checkpoint import write_history
 
 
-def test_report_from_small_outputs(tmp_path):
+@pytest.mark.parametrize("kind", [
+    {"kind": "digits"}, {"kind": "mnist", "image_size": 16},
+    {"kind": "image_folder", "path": "data/raw/mine", "channels": 1, "image_size": 16}])
+def test_report_from_small_outputs(tmp_path, kind):
+    """Every section, whatever the image variants' dataset kind (the default is real MNIST)."""
     raw = tiny_points_params()
+    raw["datasets"]["digits"] = kind
     raw["variants"]["vae"] = {"family": "vae", "dataset": "digits", "epochs": 2, "batch_size": 32}
     raw["variants"]["cgan"] = {**raw["variants"]["dcgan"], "conditional": True}
     raw["variants"]["stylegan"] = {"family": "stylegan", "dataset": "digits", "epochs": 2, "batch_size": 32}
