@@ -104,53 +104,95 @@ def stage_imports(log_dir: Path) -> dict[str, tuple[set[str], int]]:
     return found
 
 
-def test_dvc_repro_produces_metrics_model_samples_and_mlflow_run(reproduced):
-    repo_copy = reproduced
+@pytest.fixture
+def workspace_copy(reproduced, tmp_path) -> Path:
+    """A private copy of the reproduced repository (git, DVC cache, MLflow store and outputs), for a
+    test that changes params, outputs, commits or remotes: the shared `reproduced` tree stays as the
+    one `dvc repro` left it, whatever order the tests run in. (Metrics are `cache: false`, so a
+    `dvc checkout` could not restore them.)"""
+    target = tmp_path / "workspace"
+    shutil.copytree(reproduced, target, symlinks=True)
+    return target
 
-    metrics = json.loads((repo_copy / "metrics" / "dcgan.json").read_text())
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_dcgan_metrics_and_environment_files(reproduced):
+    """train/evaluate@dcgan wrote finite image metrics, and the environment beside (not inside) them."""
+    metrics = read_json(reproduced / "metrics" / "dcgan.json")
     for key in ("fid", "fid_floor", "fid_over_floor", "kid_mean", "kid_std", "kid_floor_mean",
                 "fid_untrained", "evaluator_accuracy"):
         assert np.isfinite(metrics[key]), key
     assert metrics["n_samples"] == 360 and metrics["fid_floor"] < metrics["fid"]
     # The environment beside the numbers (run.json holds rank 0's, the MLflow run both).
-    environment = json.loads((repo_copy / "metrics" / "dcgan.env.json").read_text())
+    environment = read_json(reproduced / "metrics" / "dcgan.env.json")
     assert environment["cpu"]["capability"] and environment["libraries"]["dvc"] and "environment" not in metrics
-    assert json.loads((repo_copy / "metrics" / "evaluator_digits.env.json").read_text())["python"]
-    assert json.loads((repo_copy / "models" / "dcgan" / "run.json").read_text())["environment"]["device"] == "cpu"
-    assert (repo_copy / "samples" / "dcgan.png").stat().st_size > 0
-    assert (repo_copy / "plots" / "train" / "dcgan.csv").read_text().startswith("step,epoch,loss/D")
-    stacked = json.loads((repo_copy / "metrics" / "pacdcgan_stacked.json").read_text())
+    assert read_json(reproduced / "metrics" / "evaluator_digits.env.json")["python"]
+    assert read_json(reproduced / "models" / "dcgan" / "run.json")["environment"]["device"] == "cpu"
+
+
+def test_models_samples_and_training_plots(reproduced):
+    """Every variant left its model, sample grid and per-step training CSV (one model per seed)."""
+    assert (reproduced / "samples" / "dcgan.png").stat().st_size > 0
+    assert (reproduced / "samples" / "gan_ns.png").stat().st_size > 0
+    rows = (reproduced / "plots" / "train" / "dcgan.csv").read_text().splitlines()
+    assert rows[0].startswith("step,epoch,loss/D") and len(rows) == 1 + 1437 // 64  # epochs: 1
+    assert sorted(p.name for p in (reproduced / "models" / "pacdcgan_stacked").iterdir()) == ["seed-0", "seed-1"]
+    assert any((reproduced / "models" / "dcgan").iterdir()) and any((reproduced / "models" / "cgan").iterdir())
+
+
+def test_stacked_cgan_and_points_metrics(reproduced):
+    """The other evaluators' metrics: stacked-digit modes over two seeds, class metrics, ring8 modes."""
+    stacked = read_json(reproduced / "metrics" / "pacdcgan_stacked.json")
     assert stacked["seeds"] == [0, 1] and set(stacked["per_seed"]) == {"0", "1"}
     assert stacked["modes_floor"] > 150 and 1 <= stacked["modes"] <= 300 and stacked["n_samples"] == 300
     assert stacked["std"]["modes"] >= 0 and np.isfinite(stacked["kl"])
-    assert sorted(p.name for p in (repo_copy / "models" / "pacdcgan_stacked").iterdir()) == ["seed-0", "seed-1"]
-    cgan = json.loads((repo_copy / "metrics" / "cgan.json").read_text())
+    cgan = read_json(reproduced / "metrics" / "cgan.json")
     assert 0 <= cgan["label_accuracy"] <= 1 and cgan["intra_fid"] > 0 and 0 <= cgan["cas"] <= cgan["cas_real"] + 0.5
-    report = (repo_copy / "reports" / "index.html").read_text()
-    assert "Conditional variants" in report and "data:image/png;base64," in report
-    assert (repo_copy / "reports" / "summary.md").is_file()
-    tuned = json.loads((repo_copy / "tune" / "gan_ns" / "best.json").read_text())
-    assert tuned["n_trials"] == 2 and tuned["default"]["config"] == {"lr_g": 0.001} and 0 <= tuned["best"]["objective"] <= 1
-    assert "Hyperparameter search (Ray Tune)" in report
-    points = json.loads((repo_copy / "metrics" / "gan_ns.json").read_text())
+    points = read_json(reproduced / "metrics" / "gan_ns.json")
     assert points["modes_floor"] == 8 and 0 <= points["modes"] <= 8 and points["n_samples"] == 500
-    assert (repo_copy / "samples" / "gan_ns.png").stat().st_size > 0
 
-    run_id = json.loads((repo_copy / "models" / "dcgan" / "run.json").read_text())["run_id"]
-    mlflow_run = MlflowClient(f"sqlite:///{repo_copy}/mlflow.db").get_run(run_id)
+
+def test_report_has_the_conditional_and_tune_sections_with_inline_images(reproduced):
+    """The report stage's HTML has the sections of this profile's variants and its figures inline."""
+    report = (reproduced / "reports" / "index.html").read_text()
+    assert "Conditional variants" in report and "data:image/png;base64," in report
+    assert "Hyperparameter search (Ray Tune)" in report
+    assert (reproduced / "reports" / "summary.md").is_file()
+
+
+def test_tune_writes_best_json_with_the_default_beside_the_best(reproduced):
+    """tune@gan_ns ran both trials and kept the params.yaml config as the default to compare with."""
+    tuned = read_json(reproduced / "tune" / "gan_ns" / "best.json")
+    assert tuned["n_trials"] == 2 and tuned["default"]["config"] == {"lr_g": 0.001}
+    assert 0 <= tuned["best"]["objective"] <= 1
+
+
+def test_mlflow_has_the_training_run_with_its_metrics_and_a_report_run(reproduced):
+    """run.json's MLflow run is train@dcgan's and holds the metric evaluate wrote; the report stage
+    logged its own run with the report as artifacts."""
+    metrics = read_json(reproduced / "metrics" / "dcgan.json")
+    run_id = read_json(reproduced / "models" / "dcgan" / "run.json")["run_id"]
+    client = MlflowClient(f"sqlite:///{reproduced}/mlflow.db")
+    mlflow_run = client.get_run(run_id)
     assert mlflow_run.data.metrics["metric/fid"] == pytest.approx(metrics["fid"])
     assert mlflow_run.data.tags["dvc_stage"] == "train@dcgan"
-    client = MlflowClient(f"sqlite:///{repo_copy}/mlflow.db")
     report_runs = client.search_runs([mlflow_run.info.experiment_id], "tags.dvc_stage = 'report'")
     assert report_runs and {a.path for a in client.list_artifacts(report_runs[0].info.run_id, "report")} >= {
         "report/index.html", "report/summary.md"}
 
+
+def test_a_second_repro_is_a_no_op_and_metrics_and_plots_show_work(reproduced):
+    """Nothing changed since the module's `dvc repro`: every stage is skipped, in seconds."""
     started = time.monotonic()
-    again = run(["dvc", "repro"], repo_copy)
-    assert "didn't change, skipping" in again.stdout and time.monotonic() - started < 30
-    assert "fid" in run(["dvc", "metrics", "show"], repo_copy).stdout
-    run(["dvc", "plots", "show", "-o", "plots_html"], repo_copy)
-    assert (repo_copy / "plots_html" / "index.html").is_file()
+    again = run(["dvc", "repro"], reproduced)
+    assert "didn't change, skipping" in again.stdout and "Running stage" not in again.stdout
+    assert time.monotonic() - started < 30
+    assert "fid" in run(["dvc", "metrics", "show"], reproduced).stdout
+    run(["dvc", "plots", "show", "-o", "plots_html"], reproduced)
+    assert (reproduced / "plots_html" / "index.html").is_file()
 
 
 def test_sample_command_writes_points_and_png(reproduced):
@@ -179,8 +221,9 @@ def test_tune_apply_writes_the_best_config_into_params(reproduced):
     assert applied["variants"]["gan_ns"]["lr_g"] == pytest.approx(best, rel=1e-3)
 
 
-def test_dvc_exp_run_with_a_changed_param_retrains(reproduced):
-    repo_copy = reproduced
+def test_dvc_exp_run_with_a_changed_param_retrains(workspace_copy):
+    """`dvc exp run -S` changes a param and retrains (on a copy: it rewrites params.yaml and outputs)."""
+    repo_copy = workspace_copy
     run(["dvc", "exp", "run", "-S", "variants.dcgan.epochs=2"], repo_copy)
     rows = (repo_copy / "plots" / "train" / "dcgan.csv").read_text().splitlines()
     assert len(rows) == 1 + 2 * (1437 // 64)
@@ -202,10 +245,11 @@ def test_every_module_a_stage_loaded_is_in_its_dvc_deps(reproduced, import_log):
     assert "pipeline/train/ray_session.py" in train_files and train_processes > 1
 
 
-def test_a_profile_runs_as_a_dvc_experiment_and_leaves_the_tree_clean(reproduced):
+def test_a_profile_runs_as_a_dvc_experiment_and_leaves_the_tree_clean(workspace_copy):
     """`make run PROFILE=tiny` (python -m pipeline profile tiny): the overlay's values are trained in
-    a temporary workspace; params.yaml and the git tree are untouched, DVC records the experiment."""
-    repo = reproduced
+    a temporary workspace; params.yaml and the git tree are untouched, DVC records the experiment.
+    (On a copy: the test commits an overlay and adds MLflow runs.)"""
+    repo = workspace_copy
     overlay = {"base": "../params.yaml", "drop": ["variants.dcgan", "variants.cgan", "variants.pacdcgan_stacked",
                                                   "tune.gan_ns"],
                "set": {"variants": {"gan_ns": {"epochs": 1}}}}
@@ -233,10 +277,11 @@ def test_a_profile_runs_as_a_dvc_experiment_and_leaves_the_tree_clean(reproduced
                                   "tags.variant = 'gan_ns'")) > runs_before
 
 
-def test_artifacts_shared_through_a_dvc_remote_reproduce_nothing_in_a_second_clone(reproduced, tmp_path):
+def test_artifacts_shared_through_a_dvc_remote_reproduce_nothing_in_a_second_clone(workspace_copy, tmp_path):
     """`dvc push` from one clone to a (local-directory) remote, `dvc pull` into a second clone: there
-    `dvc repro` has nothing to do and `dvc metrics diff` is empty (docs/reproducibility.md)."""
-    repo, remote, second = reproduced, tmp_path / "remote", tmp_path / "second"
+    `dvc repro` has nothing to do and `dvc metrics diff` is empty (docs/reproducibility.md). (From a
+    copy: the test adds a remote and commits the outputs.)"""
+    repo, remote, second = workspace_copy, tmp_path / "remote", tmp_path / "second"
     git = ["git", "-c", "user.name=test", "-c", "user.email=test@example.invalid"]
     run(["dvc", "remote", "add", "--force", "--default", "shared", str(remote)], repo)
     run(git + ["add", "-A"], repo)  # dvc.lock, metrics, plots, best.json, .dvc/config: what a user commits
