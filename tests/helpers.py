@@ -41,3 +41,12 @@ def stylegan_params(**overrides) -> dict:
                                        "z_dim": 8, "w_dim": 16, "mapping_layers": 2, "g_width": 8, "d_width": 8,
                                        "phase_images": 600, "fade_images": 1400, **overrides}}
     return params
+
+
+def restore_latest(family, nets, session) -> None:
+    """Load a LocalSession's latest checkpoint into ``nets``: the trained weights, as the driver
+    restores them after training (pipeline/train/driver.py)."""
+    from pipeline.train.checkpoint import load_checkpoint, restore
+
+    state, _, _ = load_checkpoint(session.latest_checkpoint())
+    restore(nets, family.optimizers(nets), state)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers import tiny_params, tiny_points_params
+from helpers import restore_latest, tiny_params, tiny_points_params
 from pipeline.config import ConfigError, GanConfig, parse_params
 from pipeline.data import load_prepared, prepare
 from pipeline.evaluate import evaluate_variant
@@ -47,7 +47,6 @@ def test_gan_trains_on_ring8_and_is_evaluated_with_the_mode_metrics(tmp_path):
 
     from pipeline.data.mixtures import ring8_modes
     from pipeline.metrics.modes import mode_metrics
-    from pipeline.train.checkpoint import load_checkpoint, restore
 
     torch.set_num_threads(1)
     raw = tiny_points_params()
@@ -69,8 +68,7 @@ def test_gan_trains_on_ring8_and_is_evaluated_with_the_mode_metrics(tmp_path):
     nets = family.build(data.spec)
     means, std = ring8_modes()
     near_untrained = mode_metrics(draw(family, nets, 500, seed=0), means, std, threshold=20)["high_quality"]
-    state, _, _ = load_checkpoint(session.latest_checkpoint())
-    restore(nets, family.optimizers(nets), state)
+    restore_latest(family, nets, session)
     save_generator(tmp_path / "model", family, nets, data.spec)
     family, nets, spec = load_generator(tmp_path / "model")
     assert draw(family, nets, 7, seed=0).shape == (7, 2)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import tiny_params
+from helpers import restore_latest, tiny_params
 from pipeline.config import parse_params
 from pipeline.data import DataSpec
 from pipeline.families import family_for
@@ -78,7 +78,6 @@ def test_one_epoch_of_the_loop_then_save_and_evaluate_as_the_stages_do(prepared_
     from pipeline.data import load_prepared
     from pipeline.evaluate import evaluate_run
     from pipeline.sampling import save_generator
-    from pipeline.train.checkpoint import load_checkpoint, restore
     from pipeline.train.loop import TrainJob, train_loop
     from pipeline.train.session import LocalSession
 
@@ -90,8 +89,7 @@ def test_one_epoch_of_the_loop_then_save_and_evaluate_as_the_stages_do(prepared_
 
     fam = family_for(cfg)
     nets = fam.build(data.spec)
-    state, _, _ = load_checkpoint(session.latest_checkpoint())
-    restore(nets, fam.optimizers(nets), state)
+    restore_latest(fam, nets, session)
     save_generator(tmp_path / "vae", fam, nets, data.spec)
     _, _, metrics = evaluate_run(tmp_path / "vae", str(evaluator_dir), data, parse_params(tiny_params()).evaluators["digits"])
     assert metrics["n_samples"] == 360 and metrics["fid"] > metrics["fid_floor"] > 0

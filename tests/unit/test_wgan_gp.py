@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from helpers import tiny_params
+from helpers import restore_latest, tiny_params
 from pipeline.config import ConfigError, parse_params
 from pipeline.data import DataSpec
 from pipeline.families import family_for
@@ -111,7 +111,6 @@ def test_one_epoch_of_the_loop_then_save_and_evaluate_as_the_stages_do(prepared_
     from pipeline.data import load_prepared
     from pipeline.evaluate import evaluate_run
     from pipeline.sampling import save_generator
-    from pipeline.train.checkpoint import load_checkpoint, restore
     from pipeline.train.loop import TrainJob, train_loop
     from pipeline.train.session import LocalSession
 
@@ -123,8 +122,7 @@ def test_one_epoch_of_the_loop_then_save_and_evaluate_as_the_stages_do(prepared_
 
     family = family_for(cfg)
     nets = family.build(data.spec)
-    state, _, _ = load_checkpoint(session.latest_checkpoint())
-    restore(nets, family.optimizers(nets), state)
+    restore_latest(family, nets, session)
     save_generator(tmp_path / "wgan_gp", family, nets, data.spec)
     _, _, metrics = evaluate_run(tmp_path / "wgan_gp", str(evaluator_dir), data,
                                  parse_params(tiny_params()).evaluators["digits"])
