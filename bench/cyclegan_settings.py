@@ -4,7 +4,7 @@ FID with floors, cycle L1, both directions) every ``--every`` epochs. One thread
 settings can run side by side on 2 cores. Needs the profile's data and evaluators (in a clone whose
 params.yaml is profiles/cyclegan.yaml: `dvc repro prepare@digits_to_typed evaluator@digits_to_typed`):
 
-    python bench/cyclegan_settings.py --root CLONE --epochs 30 --every 5 --set cycle_noise=0.1 --out r.json
+    python bench/cyclegan_settings.py --root CLONE --epochs 30 --every 5 --set g_downsample=1 g_blocks=2 --out r.json
 """
 
 from __future__ import annotations

@@ -185,10 +185,6 @@ class CycleganConfig(TrainingConfig):
     lambda_cycle: float = Field(10.0, ge=0.0, description="weight of the cycle-consistency L1 (0 disables it)")
     lambda_identity: float = Field(0.5, ge=0.0, description="identity loss weight, in units of lambda_cycle")
     pool_size: int = Field(50, ge=0, description="history of generated images D is shown (0: none)")
-    cycle_noise: float = Field(0.0, ge=0.0, description="std of Gaussian noise added to a translation before "
-                               "it is translated back in the cycle loss (0: none, as in the paper)")
-    lambda_self: float = Field(0.0, ge=0.0, description="weight of |G_AB(a) - a|_1 + |G_BA(b) - b|_1, which keeps "
-                               "a translation close to its source (0: none, as in the paper)")
     lr: float = Field(2e-4, gt=0.0)
     beta1: float = Field(0.5, ge=0.0, lt=1.0)
     beta2: float = Field(0.999, ge=0.0, lt=1.0)

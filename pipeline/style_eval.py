@@ -20,9 +20,8 @@ from pipeline.metrics.prdc import prdc
 
 COARSE_RESOLUTIONS = 2  # 4x4 and 8x8: the "coarse" styles (pose, shape; for digits: which digit)
 # Pairs per perceptual-path-length estimate. PPL has no real-data floor, so it need not use the
-# FID's N (the test split, 360). The per-pair distances are heavy-tailed: on the trained StyleGANs of
-# the StyleGAN profile (profiles/), estimates from 360 pairs spread by 10-13% (std over evaluation
-# seeds), from 5,000 by 2-5% (the StyleGAN notes in docs/). The paper uses 100,000; 5,000 take seconds at 16x16.
+# FID's N (the test split). The per-pair distances are heavy-tailed, so an estimate needs thousands
+# of pairs to be stable (the spreads over evaluation seeds: docs/stylegan.md); the paper uses 100,000.
 PPL_PAIRS = 5_000
 
 

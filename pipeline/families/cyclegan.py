@@ -12,17 +12,6 @@ One step on unpaired batches a (from A) and b (from B), generators first, as the
   D phase: minimise  1/2 (E[(D_B(b) - 1)^2] + E[D_B(pool_B(G_AB(a)))^2]) and the same for D_A, where
            pool_X returns a fake from the 50-image history half the time (:class:`ImagePool`).
 
-With ``cycle_noise`` = sigma > 0 (not in the paper) the cycle term translates back G_AB(a) + n and
-G_BA(b) + n, n ~ N(0, sigma^2) per pixel: a generator can then no longer hide the source image in a
-low-amplitude signal that the other generator decodes (Chu et al. 2017, "CycleGAN, a master of
-steganography"), so what makes the way back possible has to be visible in the translation.
-
-With ``lambda_self`` = mu > 0 (not in the paper) the G phase adds mu * (|G_AB(a) - a|_1 + |G_BA(b) - b|_1),
-the self-regularisation of Shrivastava et al. (2017, SimGAN): it penalises a translation that moves
-far from its own source pixel by pixel, against the class permutations a cycle alone allows when both
-domains draw the same objects in the same place (centred digits; measured here: no gain in label
-preservation, docs/cyclegan.md).
-
 With ``augment`` (not in the paper), D_A and D_B see every image, real or generated, through the same
 kind of random DiffAugment transform T in both phases (Zhao et al. 2020), the small-data remedy.
 
@@ -94,9 +83,6 @@ class CycleGANFamily(Family):
 
         d_params = [*nets["D_A"].parameters(), *nets["D_B"].parameters()]
 
-        def noisy(x: torch.Tensor) -> torch.Tensor:  # what the cycle translates back: x + N(0, cycle_noise^2)
-            return x + cfg.cycle_noise * torch.randn_like(x) if cfg.cycle_noise > 0 else x
-
         # G phase: D_A and D_B frozen (no gradients computed for them).
         for p in d_params:
             p.requires_grad_(False)
@@ -104,12 +90,10 @@ class CycleGANFamily(Family):
         with env.autocast():
             fake_b, fake_a = G_AB(real_a), G_BA(real_b)
             adversarial = lsgan_generator(D_B(fake_b)) + lsgan_generator(D_A(fake_a))
-            cycle = l1_distance(G_BA(noisy(fake_b)), real_a) + l1_distance(G_AB(noisy(fake_a)), real_b)
+            cycle = l1_distance(G_BA(fake_b), real_a) + l1_distance(G_AB(fake_a), real_b)
             identity = (l1_distance(G_AB(real_b), real_b) + l1_distance(G_BA(real_a), real_a)
                         if identity_weight > 0 else torch.zeros((), device=real_a.device))
-            self_reg = (l1_distance(fake_b, real_a) + l1_distance(fake_a, real_b)
-                        if cfg.lambda_self > 0 else torch.zeros((), device=real_a.device))
-            loss_g = adversarial + cfg.lambda_cycle * cycle + identity_weight * identity + cfg.lambda_self * self_reg
+            loss_g = adversarial + cfg.lambda_cycle * cycle + identity_weight * identity
         g_params = [*G_AB.parameters(), *G_BA.parameters()]
         opts["G"].zero_grad(set_to_none=True)
         loss_g.backward()
@@ -129,7 +113,6 @@ class CycleGANFamily(Family):
         opts["D"].step()
         return {"loss/G": float(loss_g.detach()), "loss/G_adv": float(adversarial.detach()),
                 "loss/cycle": float(cycle.detach()), "loss/identity": float(identity.detach()),
-                "loss/self": float(self_reg.detach()),
                 "loss/D_A": float(loss_d_a.detach()), "loss/D_B": float(loss_d_b.detach()),
                 "grad_norm/G": g_norm, "lr": lr}
 

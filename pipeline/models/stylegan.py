@@ -61,8 +61,8 @@ class MappingNetwork(nn.Module):
         for i in range(layers):
             linear = nn.Linear(z_dim if i == 0 else w_dim, w_dim)
             # He initialisation for LeakyReLU(0.2), as StyleGAN's equalised learning rate gives at the
-            # start: w keeps the scale of the normalised z. (PyTorch's default shrinks it about 3x per
-            # layer: after 4 layers w was ~0.05 and the styles barely varied; measured in docs/stylegan.md.)
+            # start: w keeps the scale of the normalised z. (PyTorch's default shrinks it at every
+            # layer, so the styles barely vary; docs/stylegan.md.)
             nn.init.kaiming_normal_(linear.weight, a=0.2, nonlinearity="leaky_relu")
             nn.init.zeros_(linear.bias)
             blocks += [linear, nn.LeakyReLU(0.2)]
