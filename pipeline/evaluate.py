@@ -1,4 +1,5 @@
-"""Evaluate a trained variant against its dataset's evaluator (DESIGN.md section 5).
+"""The metrics of a trained variant against its dataset's evaluator (DESIGN.md section 5), one
+function per evaluator kind; :mod:`pipeline.evaluation` says which kind uses which.
 
 Images: all metrics are measured at one N (the size of the test split unless ``eval.n_samples`` is
 smaller): generated samples and the real test split are each compared with the real train split,
@@ -9,7 +10,6 @@ samples (2,500 by default, the size of the test split), with the real test point
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from pathlib import Path
@@ -25,13 +25,11 @@ from pipeline.evaluator import label_accuracy, train_classifier
 from pipeline.images import to_uint8
 from pipeline.families import Family, Nets, family_for
 from pipeline.metrics import feature_stats, frechet_distance, kid
-from pipeline.metrics.features import Evaluator, classify_channels, load_classifier, load_evaluator
+from pipeline.metrics.features import Evaluator, classify_channels, load_evaluator
 from pipeline.metrics.modes import mode_metrics, stacked_mode_metrics
 from pipeline.metrics.prdc import prdc
 from pipeline.models.evaluator import EvaluatorCNN
-from pipeline.metrics.gradients import early_gradient_ratio
-from pipeline.sampling import HISTORY_FILE, draw, load_generator
-from pipeline.train.checkpoint import read_history
+from pipeline.sampling import draw
 
 log = logging.getLogger(__name__)
 
@@ -171,38 +169,6 @@ def evaluate_conditional(family: Family, nets: Nets, evaluator: Evaluator, data:
              np.mean(intra), np.mean(floor), cas, evaluator.meta["test_accuracy"])
     return {"label_accuracy": accuracy, "intra_fid": float(np.mean(intra)), "intra_fid_floor": float(np.mean(floor)),
             "cas": cas, "cas_real": evaluator.meta["test_accuracy"]}
-
-
-def evaluate_run(model_dir: Path, evaluator_dir: str, data: Prepared,
-                 classifier_cfg: EvaluatorConfig) -> tuple[Family, Nets, dict]:
-    """Load one trained run (one seed) and compute its metrics, plus the early minimax vs
-    non-saturating gradient ratio where the run logged both norms."""
-    family, nets, spec = load_generator(model_dir)
-    metrics = evaluate_variant(family, nets, spec, evaluator_dir, data, classifier_cfg)
-    metrics.update(early_gradient_ratio(read_history(Path(model_dir) / HISTORY_FILE)))
-    return family, nets, metrics
-
-
-def evaluate_variant(family: Family, nets: Nets, spec: DataSpec, evaluator_dir: str, data: Prepared,
-                     classifier_cfg: EvaluatorConfig) -> dict:
-    """The family-independent entry point: mode metrics for 2-D points and stacked digits, FID/KID,
-    precision/recall and density/coverage for other images, plus class fidelity if conditional.
-    ``classifier_cfg`` is the dataset's evaluator recipe (the CAS classifier is trained with it)."""
-    meta = json.loads((Path(evaluator_dir) / "meta.json").read_text())
-    if meta["kind"] == "translation":
-        return evaluate_translation(family, nets, data, evaluator_dir)
-    if meta["kind"] == "modes":
-        return evaluate_points(family, nets, spec, meta, data.x_test)
-    if meta["kind"] == "channel_classifier":
-        return evaluate_stacked(family, nets, spec, load_classifier(evaluator_dir), data.x_test)
-    evaluator = load_evaluator(evaluator_dir)
-    metrics = evaluate_generator(family, nets, spec, evaluator)
-    # The family's own metrics (StyleGAN: PPL, truncation sweep, style-mixing class following).
-    metrics.update(family.extra_eval_metrics(nets, evaluator, metrics["n_samples"], family.cfg.eval.seed))
-    metrics.update(family.held_out_metrics(nets, torch.from_numpy(to_unit_range(data.x_test)), family.cfg.eval.seed))
-    if family.num_classes():
-        metrics.update(evaluate_conditional(family, nets, evaluator, data, classifier_cfg))
-    return metrics
 
 
 def evaluate_translation(family: Family, nets: Nets, data: Prepared, evaluator_dir: str) -> dict:

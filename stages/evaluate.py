@@ -12,7 +12,8 @@ from _common import ROOT, params_or_exit, setup_logging
 from pipeline import tracking
 from pipeline.data import load_prepared
 from pipeline.environment import describe_environment
-from pipeline.evaluate import evaluate_run, sample_count, summarize_seeds
+from pipeline.evaluate import sample_count, summarize_seeds
+from pipeline.evaluation import evaluate_run
 from pipeline.images import save_png
 from pipeline.sampling import sample_picture, seed_model_dirs
 

@@ -9,6 +9,7 @@ from _common import params_or_exit, setup_logging
 from pipeline.config import ConfigError
 from pipeline.data import load_prepared
 from pipeline.environment import describe_environment
+from pipeline.evaluation import EVALUATION_KINDS
 from pipeline.evaluator import build_evaluator
 
 
@@ -31,12 +32,7 @@ def main() -> None:
     params = params_or_exit(args.params, check)
     meta = build_evaluator(params.evaluators[args.dataset], load_prepared(args.data), args.out)
     Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-    if meta["kind"] == "modes":
-        summary = {"modes": len(meta["modes"])}
-    elif meta["kind"] == "translation":  # one evaluator per domain
-        summary = {f"test_accuracy_{domain.lower()}": acc for domain, acc in meta["test_accuracy"].items()}
-    else:
-        summary = {"test_accuracy": meta["test_accuracy"]}
+    summary = EVALUATION_KINDS[meta["kind"]].summary(meta)
     logging.info("evaluator for %s: %s", args.dataset, summary)
     Path(args.metrics).write_text(json.dumps(summary, indent=2) + "\n")
     Path(args.environment).write_text(json.dumps(describe_environment(), indent=2) + "\n")

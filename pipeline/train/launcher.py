@@ -30,8 +30,8 @@ from pipeline.train.loop import TrainJob, train_loop
 log = logging.getLogger(__name__)
 
 
-def ray_worker_entry(job: dict[str, Any]) -> None:
-    """What each Ray Train worker runs."""
+def ray_worker_entry(job: dict[str, Any], make_objective: Callable | None = None) -> None:
+    """What each Ray Train worker runs; a tuning trial passes its ``make_objective`` (see train_loop)."""
     from pipeline.train.ray_session import RayTrainSession, log_placement
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -40,7 +40,7 @@ def ray_worker_entry(job: dict[str, Any]) -> None:
     job = with_local_data(job)
     session = RayTrainSession()
     log_placement(session, job)
-    train_loop(job, session)
+    train_loop(job, session, make_objective)
 
 
 DATA_KEY = "shipped_data"  # TrainJob's field for the prepared data sent through Ray's object store

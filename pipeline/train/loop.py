@@ -20,19 +20,18 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from pipeline.config import variant_from_dict
-from pipeline.data import load_prepared
+from pipeline.data import Prepared, load_prepared
 from pipeline.environment import describe_environment
-from pipeline.families import family_for
+from pipeline.families import Family, family_for
 from pipeline.families.base import StepEnv, autocast_for
 from pipeline.images import preview
 from pipeline.numerics import configure_torch
-from pipeline.objective import make_objective
 from pipeline.sampling import translation_picture
 from pipeline.train.checkpoint import load_checkpoint, restore, save_checkpoint
 from pipeline.train.distributed import make_grad_sync
@@ -85,10 +84,16 @@ def report_interval(steps_per_epoch: int) -> int:
     return max(1, -(-MIN_STEPS_PER_REPORT // steps_per_epoch))
 
 
-def train_loop(job_dict: dict[str, Any], session: Session) -> str | None:
+def train_loop(job_dict: dict[str, Any], session: Session,
+               make_objective: Callable[[dict[str, Any], Family, Prepared], Any] | None = None) -> str | None:
     """Train one variant for ``cfg.epochs`` epochs, resuming from the session's latest checkpoint;
-    returns None, or the one-line reason it stopped early because the run diverged."""
+    returns None, or the one-line reason it stopped early because the run diverged.
+
+    A tuning trial's job names its objective (``job.objective``); the caller passes the factory that
+    builds it (:func:`pipeline.objective.make_objective`), so the loop knows nothing of tuning."""
     job = TrainJob(**job_dict)
+    if job.objective and make_objective is None:
+        raise ValueError(f"{job.variant_name}: the job asks for an objective but the loop was given no make_objective")
     cfg = variant_from_dict(job.variant)
     rank, world = session.world_rank, session.world_size
     device = getattr(session, "device", torch.device("cpu"))
@@ -101,7 +106,7 @@ def train_loop(job_dict: dict[str, Any], session: Session) -> str | None:
     nets = {name: net.to(device) for name, net in family.build(data.spec).items()}
     opts = family.optimizers(nets)
     start_epoch, step, history = resume_state(session, nets, opts, job.variant, job.adopt_checkpoint)
-    objective = make_objective(job.objective, family, data) if rank == 0 else None
+    objective = make_objective(job.objective, family, data) if rank == 0 and job.objective else None
 
     batches = training_batches(data, cfg.batch_size, rank, world, cfg.seed, device, session)
     env = StepEnv(step=step, device=device, sync_grads=make_grad_sync(world),

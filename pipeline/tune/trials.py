@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import ray.tune
 
 from pipeline import tracking
 from pipeline.config import variant_from_dict
+from pipeline.objective import make_objective
 from pipeline.train.loop import TrainJob, train_loop
 
 STARTS_FILE = "starts.txt"  # in the trial's directory: how often the trial was launched (resume: 2+)
@@ -47,12 +49,13 @@ def asha_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
     """One ASHA trial: a Ray Train run (its own storage name, so a restored job resumes it)."""
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    from pipeline.train.launcher import run_training
+    from pipeline.train.launcher import ray_worker_entry, run_training
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     job, trial_id = trial_job(config, context, adopt=False)
     cfg = variant_from_dict(job.variant)
     result = run_training(job, cfg, context["train_storage"], f"{context['name']}-{trial_id}",
+                          worker_fn=partial(ray_worker_entry, make_objective=make_objective),
                           callbacks=[TuneReportCallback()])
     # Tune can lose the report of the last epoch: the report travels from Ray Train through a queue
     # actor, and Tune's end-of-trial marker, sent when this function returns, may overtake it (seen
@@ -69,4 +72,4 @@ def pbt_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     job, _ = trial_job(config, context, adopt=True)
-    train_loop(job.to_dict(), RayTuneSession())
+    train_loop(job.to_dict(), RayTuneSession(), make_objective)

@@ -36,10 +36,12 @@ def test_data_deps_are_what_each_stage_cmd_reads():
 
 def test_closure_follows_lazy_imports_and_parent_packages():
     closure = {str(p.relative_to(ROOT)) for p in import_closure(ROOT / "stages" / "train.py")}
-    # The driver imports mlflow's wrapper inside a function, the loop imports the objective lazily.
+    # The driver imports mlflow's wrapper and the Ray launcher inside functions.
     assert {"pipeline/__init__.py", "pipeline/train/__init__.py", "pipeline/tracking.py",
-            "stages/_common.py", "pipeline/objective.py"} <= closure
+            "stages/_common.py", "pipeline/train/launcher.py"} <= closure
     assert "pipeline/report.py" not in closure and "stages/evaluate.py" not in closure
+    # The loop receives a tuning trial's objective; training alone never loads tuning or evaluation.
+    assert not {"pipeline/objective.py", "pipeline/evaluation.py", "pipeline/tune/trials.py"} & closure
 
 
 @pytest.mark.parametrize("stage", STAGE_KINDS)

@@ -8,7 +8,7 @@ import pytest
 from helpers import restore_latest, tiny_params, tiny_points_params
 from pipeline.config import ConfigError, GanConfig, parse_params
 from pipeline.data import load_prepared, prepare
-from pipeline.evaluate import evaluate_variant
+from pipeline.evaluation import evaluate_variant
 from pipeline.evaluator import build_evaluator
 from pipeline.families import family_for
 from pipeline.sampling import draw, load_generator, save_generator

@@ -76,7 +76,7 @@ def test_one_epoch_of_the_loop_then_save_and_evaluate_as_the_stages_do(prepared_
     and encoder saved as train@ does, then evaluate_run as evaluate@ does: FID against the floor
     plus the held-out ELBO terms (the VAE column of the GAN vs VAE comparison)."""
     from pipeline.data import load_prepared
-    from pipeline.evaluate import evaluate_run
+    from pipeline.evaluation import evaluate_run
     from pipeline.sampling import save_generator
     from pipeline.train.loop import TrainJob, train_loop
     from pipeline.train.session import LocalSession

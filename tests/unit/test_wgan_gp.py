@@ -109,7 +109,7 @@ def test_a_short_training_moves_the_samples_towards_the_data(family_name, overri
 def test_one_epoch_of_the_loop_then_save_and_evaluate_as_the_stages_do(prepared_digits, evaluator_dir, tmp_path):
     """Its metrics are the image metrics DCGAN's are (they go beside DCGAN's in the report)."""
     from pipeline.data import load_prepared
-    from pipeline.evaluate import evaluate_run
+    from pipeline.evaluation import evaluate_run
     from pipeline.sampling import save_generator
     from pipeline.train.loop import TrainJob, train_loop
     from pipeline.train.session import LocalSession
