@@ -259,6 +259,24 @@ def test_the_train_stage_exits_2_before_ray_or_mlflow(tmp_path):
         assert not (tmp_path / left).exists(), left
 
 
+def test_a_batch_larger_than_the_prepared_split_is_refused_before_ray():
+    """Where only ``prepare`` knows the split's size (the user's files), the train stage checks the
+    batch against the prepared ``n_train`` (the smaller domain of two) before Ray starts."""
+    from pipeline.config import ConfigError, parse_params
+    from pipeline.train.driver import check_runtime
+
+    raw = copy.deepcopy(BASE)
+    raw["datasets"]["pics"] = {"kind": "image_folder", "path": "data/raw/pics", "channels": 1}
+    raw["evaluators"]["pics"] = {}
+    raw["variants"]["dcgan"]["dataset"] = "pics"
+    params = parse_params(raw)  # the size is not known yet: valid
+    check_runtime(params, "dcgan", None, 64)
+    with pytest.raises(ConfigError) as info:
+        check_runtime(params, "dcgan", None, 50)
+    assert info.value.problems == ["params.yaml: variants.dcgan.batch_size = 64: larger than the 50 training "
+                                   "examples of the prepared 'pics'; allowed: 2 .. 50"]
+
+
 def test_the_dataset_sizes_the_params_assume_are_the_packages():
     """DIGITS_IMAGES and MNIST_IMAGES fix the train split sizes the batch check uses before prepare."""
     import gzip
