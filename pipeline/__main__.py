@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.schema_base import SEED_MAX  # the seeds the params accept
+
 SAMPLE_MAX = 100_000  # samples per call: 100,000 64x64 RGB images are 4.9 GB of float32
 MIX_MAX = 16  # sources per side of a style-mixing grid: (16 + 1)^2 = 289 cells
-SEED_MAX = 2**32 - 1  # what every RNG the samplers seed accepts (as pipeline.schema_base.SEED_MAX)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -294,7 +294,7 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError([str(err)]) from None
     except UnicodeDecodeError as err:
         raise ConfigError([f"{path}: not UTF-8 text ({err.reason} at byte {err.start})"]) from None
-    except ValueError as err:  # PyYAML's int(): an integer of more than 4,300 digits
+    except ValueError as err:  # a scalar PyYAML cannot convert: `!!float 'x'`, an int of over 4,300 digits
         raise ConfigError([f"{path}: unreadable value: {err}"]) from None
     except RecursionError:  # PyYAML composes nested collections recursively
         raise ConfigError([f"{path}: collections nested too deeply to read"]) from None

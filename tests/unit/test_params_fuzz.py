@@ -16,8 +16,6 @@ import contextlib
 import copy
 import io
 import math
-import subprocess
-import sys
 from collections import Counter
 from typing import Any
 
@@ -26,7 +24,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from _common import params_or_exit
-from helpers import ROOT
+from helpers import ROOT, run_train_stage
 from pipeline.config import Params, load_params
 from pipeline.dataset_schemas import DIGITS_IMAGES, MNIST_IMAGES
 
@@ -240,14 +238,8 @@ def test_the_train_stage_exits_2_before_ray_or_mlflow(tmp_path):
     raw["variants"]["dcgan"].update(lr_g=math.inf, seed=2**64)
     raw["variants"]["cgan"].update(batch_size=4096)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    out = tmp_path / "models" / "dcgan"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "train.py"), "--variant", "dcgan", "--params", "params.yaml",
-         "--data", "missing.npz", "--out", str(out), "--plots", str(tmp_path / "p.csv"),
-         "--storage", str(tmp_path / "ray")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120,
-        env={"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-             "RAY_TMPDIR": str(tmp_path / "raytmp")})
+    result = run_train_stage(tmp_path, env={"PATH": "/usr/bin:/bin", "RAY_TMPDIR": str(tmp_path / "raytmp"),
+                                            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}"})
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert sorted(result.stderr.strip().splitlines()) == [
         "error: params.yaml: variants.cgan.batch_size = 4096: larger than the 4000 training examples of dataset "
