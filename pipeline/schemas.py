@@ -12,7 +12,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from pipeline.schema_base import ConfigError, Strict  # noqa: F401  (re-exported)
+from pipeline.schema_base import SEED_MAX, ConfigError, Strict, seed_field  # noqa: F401  (re-exported)
 from pipeline.dataset_schemas import (  # noqa: F401  (re-exported: the dataset schemas and their registry)
     DATASET_SCHEMAS, POINT_DATASETS, UNPAIRED_DATASETS, AnyDatasetConfig, Cifar10Config, DatasetConfig,
     DigitsToTypedConfig, FileSpec, IdxConfig, ImageFolderConfig, ImageFoldersConfig, MixtureDatasetConfig,
@@ -26,7 +26,7 @@ class EvaluatorConfig(Strict):
     batch_size: int = Field(64, ge=2)
     lr: float = Field(1e-3, gt=0.0)
     feature_dim: int = Field(64, ge=2, description="width of the penultimate (feature) layer")
-    seed: int = Field(0, ge=0)
+    seed: int = seed_field(0)
 
 
 class EvalConfig(Strict):
@@ -35,7 +35,7 @@ class EvalConfig(Strict):
     n_samples: int | None = Field(None, ge=10, description="None: the size of the test split")
     kid_subsets: int = Field(100, ge=1)
     kid_subset_size: int = Field(1000, ge=2)
-    seed: int = Field(12345, ge=0)
+    seed: int = seed_field(12345)
 
 
 class DivergenceRule(Strict):
@@ -65,8 +65,8 @@ class TrainingConfig(Strict):
 
     family: str
     dataset: str
-    seed: int = Field(0, ge=0)
-    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+    seed: int = seed_field(0)
+    seeds: list[Annotated[int, Field(ge=0, le=SEED_MAX)]] | None = Field(
         None, min_length=1, description="train once per seed (replaces seed); metrics become mean and spread")
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=2, description="global batch, split evenly across workers")
@@ -291,7 +291,7 @@ class TuneSpec(Strict):
     cpus_per_worker: int = Field(1, ge=1, description="CPUs (torch threads) per trial worker")
     include_default: bool = Field(True, description="the first trial runs the variant's own values (the default)")
     n_samples: int = Field(500, ge=10, description="generated samples the objective is measured on at each report")
-    seed: int = Field(0, ge=0, description="seeds the search: the same seed draws the same configs")
+    seed: int = seed_field(0, description="seeds the search: the same seed draws the same configs")
     space: dict[str, str] = Field(min_length=1, description="key -> loguniform(a, b) | uniform(a, b) | "
                                                             "randint(a, b) | choice(v1, v2, ...)")
 

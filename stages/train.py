@@ -26,7 +26,8 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     meta = meta_path(args.data)
-    n_train = json.loads(meta.read_text())["n_train"] if meta.is_file() else None
+    sizes = json.loads(meta.read_text()) if meta.is_file() else None  # two domains: the smaller fills a batch
+    n_train = min(sizes["n_train"], sizes.get("n_train_b", sizes["n_train"])) if sizes else None
     params = params_or_exit(args.params, lambda p: check_runtime(p, args.variant, ROOT, n_train))
     try:
         metrics = train_variant(params, args.variant, Path(args.data), Path(args.out), Path(args.plots),

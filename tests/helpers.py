@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,3 +52,13 @@ def restore_latest(family, nets, session) -> None:
 
     state, _, _ = load_checkpoint(session.latest_checkpoint())
     restore(nets, family.optimizers(nets), state)
+
+
+def run_train_stage(tmp_path: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``stages/train.py --variant dcgan`` on ``tmp_path/params.yaml``, its outputs under ``tmp_path``
+    (models/dcgan, p.csv, ray/), as DVC runs it; the data file does not exist."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "stages" / "train.py"), "--variant", "dcgan", "--params", "params.yaml",
+         "--data", "missing.npz", "--out", str(tmp_path / "models" / "dcgan"), "--plots", str(tmp_path / "p.csv"),
+         "--storage", str(tmp_path / "ray")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)

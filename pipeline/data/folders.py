@@ -33,9 +33,16 @@ class FolderError(DataError):
 
 
 def inside(path: Path, root: Path) -> Path:
-    """``path`` itself; FolderError if it is a symlink that resolves outside ``root`` (not followed)."""
-    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
-        raise FolderError(f"{path}: symlink to {path.resolve()}, outside {root}; not followed")
+    """``path`` itself; FolderError if it is a symlink that resolves outside ``root`` (not followed)
+    or into a loop (pathlib raises RuntimeError for those)."""
+    if not path.is_symlink():
+        return path
+    try:
+        target = path.resolve()
+    except (RuntimeError, OSError) as err:
+        raise FolderError(f"{path}: symlink that cannot be resolved ({err}); not followed") from None
+    if not target.is_relative_to(root.resolve()):
+        raise FolderError(f"{path}: symlink to {target}, outside {root}; not followed")
     return path
 
 
@@ -55,7 +62,11 @@ def image_files(folder: Path, root: Path | None = None) -> list[Path]:
 
 
 def load_image(path: Path, channels: int, image_size: int) -> np.ndarray:
-    """One image as uint8 [C, S, S]: grey or RGB, centre-cropped square, resized (Lanczos)."""
+    """One image as uint8 [C, S, S]: grey or RGB, centre-cropped square, resized (Lanczos).
+
+    Only a regular file is opened: a named pipe or device called ``x.png`` would block the read forever."""
+    if not path.is_file():
+        raise FolderError(f"{path}: not a regular file (a pipe, device or broken link); only PNG and JPEG files")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL's own limit, as an error

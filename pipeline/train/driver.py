@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from pipeline import tracking
-from pipeline.config import ConfigError, Params, TrainingConfig, config_hash
+from pipeline.config import ConfigError, Params, TrainingConfig, batch_size_problems, config_hash
 from pipeline.data import Prepared, load_prepared
 from pipeline.environment import describe_environment
 from pipeline.families import family_for
@@ -93,8 +93,10 @@ def check_runtime(params: Params, name: str, root: Path | None = None, n_train: 
     all get a GPU (:func:`gpu_problems`; the cluster is joined to ask only if nothing else is wrong)."""
     cfg = params.variant(name)
     problems = []
-    if n_train is not None:  # the family's own checks against the data (StyleGAN: its growth schedule)
-        problems += family_for(cfg).preflight_problems(name, params.datasets[cfg.dataset], n_train)
+    if n_train is not None:  # a batch the prepared split can fill, then the family's own checks (StyleGAN's schedule)
+        problems += batch_size_problems(f"params.yaml: variants.{name}", cfg, n_train, f"the prepared {cfg.dataset!r}")
+        if not problems:  # (StyleGAN's schedule divides by the steps of an epoch)
+            problems += family_for(cfg).preflight_problems(name, params.datasets[cfg.dataset], n_train)
     if root is not None and (problem := tracking.server_problem(tracking.tracking_uri(root))):
         problems.append(problem)
     problems += gpu_problems(cfg, name, join_cluster=not problems)

@@ -10,7 +10,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,6 +23,7 @@ from pipeline.data import meta_path
 from pipeline.data.npz import sha256_file
 from pipeline.data.shards import ray_dataset
 from pipeline.numerics import PINNED_ENV, pinned_env
+from pipeline.train.data_cache import cached_copy
 from pipeline.train.storage import STORAGE_ENV, is_uri
 from pipeline.train.loop import TrainJob, train_loop
 
@@ -51,27 +51,20 @@ def ship_data(job: dict[str, Any]) -> dict[str, Any]:
     workers on nodes that do not share the driver's disk can read it (:func:`with_local_data`)."""
     npz = Path(job["data_path"])
     blobs = {"npz": npz.read_bytes(), "json": meta_path(npz).read_bytes()}
-    return {**job, DATA_KEY: {"ref": ray.put(blobs), "sha256": hashlib.sha256(blobs["npz"]).hexdigest()}}
+    return {**job, DATA_KEY: {"ref": ray.put(blobs), "sha256": hashlib.sha256(blobs["npz"]).hexdigest(),
+                              "meta_sha256": hashlib.sha256(blobs["json"]).hexdigest()}}
 
 
 def with_local_data(job: dict[str, Any]) -> dict[str, Any]:
     """The job with ``data_path`` readable on this node: the driver's file itself where this node
-    sees it unchanged (the same machine or a shared filesystem), else a copy from the object store."""
+    sees it unchanged (the same machine or a shared filesystem), else a copy from the object store
+    kept in this user's private cache and re-hashed on every reuse (:mod:`pipeline.train.data_cache`)."""
     job = dict(job)
     shipped, job[DATA_KEY] = job.get(DATA_KEY), None
     path = Path(job["data_path"])
     if shipped is None or (path.is_file() and sha256_file(path) == shipped["sha256"]):
         return job
-    local = Path(tempfile.gettempdir()) / "gan-lab-data" / shipped["sha256"] / path.name
-    if not local.is_file():
-        blobs = ray.get(shipped["ref"])
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=local.parent))  # written aside, then renamed: never half a file
-        (tmp / path.name).write_bytes(blobs["npz"])
-        meta_path(tmp / path.name).write_bytes(blobs["json"])
-        os.replace(meta_path(tmp / path.name), meta_path(local))
-        os.replace(tmp / path.name, local)
-        tmp.rmdir()
+    local = cached_copy(path.name, shipped["sha256"], shipped["meta_sha256"], lambda: ray.get(shipped["ref"]))
     log.info("data %s is not on this node: using the copy sent through Ray's object store (%s)", path, local)
     return {**job, "data_path": str(local)}
 

@@ -1,11 +1,9 @@
 import re
-import subprocess
-import sys
 
 import pytest
 import yaml
 
-from helpers import ROOT, tiny_params
+from helpers import ROOT, run_train_stage, tiny_params
 from pipeline.config import ConfigError, DcganConfig, config_hash, load_params, parse_params, variant_from_dict
 
 
@@ -73,11 +71,7 @@ def test_stage_exits_2_with_one_line_per_problem_and_writes_nothing(tmp_path):
     raw = tiny_params(lr_d=-1, family="dcgan", num_workers=0)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     out = tmp_path / "models" / "dcgan"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "stages" / "train.py"), "--variant", "dcgan", "--params", "params.yaml",
-         "--data", "missing.npz", "--out", str(out), "--plots", str(tmp_path / "p.csv"),
-         "--storage", str(tmp_path / "ray")],
-        cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    result = run_train_stage(tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert lines == ["error: params.yaml: variants.dcgan.num_workers = 0: Input should be greater than or equal to 1",
