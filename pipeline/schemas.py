@@ -121,16 +121,8 @@ class DcganConfig(TrainingConfig):
     beta2: float = Field(0.999, ge=0.0, lt=1.0)
     augment: list[AugmentName] = Field(default_factory=list, description="DiffAugment policies")
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
-    lr_decay_epochs: int = Field(0, ge=0, description="last epochs with linearly decaying lr_g and lr_d "
-                                 "(0: constant)")
     pack: int = Field(1, ge=1, le=16, description="PacGAN: D judges this many samples at once")
     conditional: bool = Field(False, description="cGAN: condition G and D on the class label")
-
-    def dataset_problems(self, where: str, dataset: Any) -> list[str]:
-        """The lr decay fits the epochs."""
-        if self.lr_decay_epochs > self.epochs:
-            return [f"{where}.lr_decay_epochs = {self.lr_decay_epochs}: at most epochs ({self.epochs})"]
-        return []
 
 
 class GanConfig(TrainingConfig):

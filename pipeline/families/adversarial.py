@@ -97,11 +97,6 @@ class LatentGANFamily(Family):
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return x
 
-    def lr_scale(self, epoch: int) -> float:
-        """Multiplier of ``lr_g`` and ``lr_d`` in (0-based) ``epoch``: constant 1 unless a subclass
-        schedules the learning rate."""
-        return 1.0
-
     def compare_losses(self) -> bool:
         """Whether steps also report G's gradient norm under every generator loss."""
         return False
@@ -131,10 +126,6 @@ class LatentGANFamily(Family):
         real, labels = batch  # [N, C, H, W] images in [-1, 1] or [N, 2] points; [N] class labels
         labels = labels if self.num_classes() else None
         z = self.latent(torch.randn(real.shape[0], self.cfg.z_dim, device=env.device), labels)
-        scale = self.lr_scale(env.epoch)
-        for name, lr in (("G", self.cfg.lr_g), ("D", self.cfg.lr_d)):
-            for group in opts[name].param_groups:
-                group["lr"] = lr * scale
         scalars = adversarial_step(nets["G"], nets["D"], opts, real, z, self.cfg.loss, env, self.transform,
                                    compare_losses=self.compare_losses(), labels=labels)
         update_ema(nets["G_ema"], nets["G"], self.cfg.ema_decay, env.step)

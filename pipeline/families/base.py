@@ -165,13 +165,6 @@ def make_ema(module: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def lr_factor(epoch: int, epochs: int, decay: int) -> float:
-    """Multiplier of the base lr in (0-based) ``epoch``: 1 for the first ``epochs - decay`` epochs,
-    then 1 - (epoch + 1 - (epochs - decay)) / (decay + 1), the CycleGAN reference code's linear rule
-    (``decay: 0`` keeps it at 1). A function of the epoch, so a resumed run continues the schedule."""
-    return 1.0 - max(0, epoch + 1 - (epochs - decay)) / float(decay + 1)
-
-
 def update_ema(ema: nn.Module, model: nn.Module, decay: float, step: int) -> None:
     """theta_ema <- beta * theta_ema + (1 - beta) * theta, with beta = min(decay, t / (t + 1)).
 

@@ -31,12 +31,18 @@ import torch
 from pipeline.augment import diff_augment
 from pipeline.config import CycleganConfig
 from pipeline.data import DataSpec
-from pipeline.families.base import Family, Nets, Optimizers, StepEnv, grad_norm, lr_factor
+from pipeline.families.base import Family, Nets, Optimizers, StepEnv, grad_norm
 from pipeline.images import make_grid, to_uint8
 from pipeline.losses import l1_distance, lsgan_discriminator, lsgan_generator
 from pipeline.models.cyclegan import ImagePool, PatchDiscriminator, ResnetGenerator
 
 DIRECTIONS = {"AB": "G_AB", "BA": "G_BA"}  # translation direction -> the generator that does it
+
+
+def lr_factor(epoch: int, epochs: int, decay: int) -> float:
+    """Multiplier of the base lr in (0-based) ``epoch``: 1 for the first ``epochs - decay`` epochs,
+    then 1 - (epoch + 1 - (epochs - decay)) / (decay + 1), the reference code's linear rule."""
+    return 1.0 - max(0, epoch + 1 - (epochs - decay)) / float(decay + 1)
 
 
 class CycleGANFamily(Family):

@@ -6,8 +6,6 @@ weights (``G_ema``; ``ema_decay: 0`` makes it a copy of G) draws the samples, wi
 statistics re-estimated from its own activations before sampling. ``pack: m`` > 1 makes D a PacGAN
 discriminator over m images stacked along the channel axis. ``conditional: true`` makes it the
 conditional GAN (Mirza & Osindero 2014): the label enters G with z and D with x (one-hot).
-``lr_decay_epochs: k`` > 0 lowers both learning rates linearly towards 0 over the last k epochs
-(the rule of :func:`pipeline.families.base.lr_factor`), which settles G where FID swings.
 """
 
 from __future__ import annotations
@@ -18,7 +16,7 @@ from pipeline.augment import diff_augment
 from pipeline.config import DcganConfig
 from pipeline.data import DataSpec
 from pipeline.families.adversarial import LatentGANFamily
-from pipeline.families.base import Nets, lr_factor, make_ema
+from pipeline.families.base import Nets, make_ema
 from pipeline.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from pipeline.models.conditional import ConditionalDiscriminator, ConditionalGenerator
 from pipeline.models.packing import PackedDiscriminator
@@ -43,7 +41,3 @@ class DCGANFamily(LatentGANFamily):
 
     def transform(self, x: torch.Tensor) -> torch.Tensor:
         return diff_augment(x, self.cfg.augment)
-
-    def lr_scale(self, epoch: int) -> float:
-        """Constant, then linear towards 0 over the last ``lr_decay_epochs`` epochs (0: constant)."""
-        return lr_factor(epoch, self.cfg.epochs, self.cfg.lr_decay_epochs)

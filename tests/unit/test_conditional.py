@@ -1,5 +1,4 @@
-"""The conditional GAN: G and D take the label, the label changes the output, class metrics work;
-the DCGAN's lr decay (shared by the conditional and plain DCGAN)."""
+"""The conditional GAN: G and D take the label, the label changes the output, class metrics work."""
 
 import numpy as np
 import pytest
@@ -70,21 +69,3 @@ def test_class_metrics_of_an_untrained_generator(prepared_digits, tmp_path):
     assert 0 <= metrics["label_accuracy"] <= 0.5  # noise is not class-faithful
     assert metrics["intra_fid"] > metrics["intra_fid_floor"] > 0
     assert 0 <= metrics["cas"] <= 0.5 < metrics["cas_real"]
-
-
-def test_dcgan_lr_decay_schedules_both_optimisers_and_is_bounded_by_epochs():
-    # lr_decay_epochs lives on the dcgan config; a plain and a conditional DCGAN share the step.
-    cfg = parse_params(tiny_params(epochs=4, lr_decay_epochs=2, lr_g=1e-3, lr_d=2e-3)).variant("dcgan")
-    fam = family_for(cfg)
-    nets = fam.build(DIGITS)
-    opts = fam.optimizers(nets)
-    batch = (torch.rand(4, 1, 16, 16) * 2 - 1, torch.zeros(4, dtype=torch.long))
-    seen = []
-    for epoch in range(4):
-        fam.train_step(nets, opts, batch, StepEnv(step=epoch, device=torch.device("cpu"),
-                                                  sync_grads=lambda params: None, epoch=epoch))
-        seen += [opts["G"].param_groups[0]["lr"], opts["D"].param_groups[0]["lr"]]
-    # Epochs 0-1 constant; 2-3 fall by 1/3 each (lr_factor's linear rule).
-    assert seen == pytest.approx([1e-3, 2e-3, 1e-3, 2e-3, 2e-3 / 3, 4e-3 / 3, 1e-3 / 3, 2e-3 / 3])  # G, D per epoch
-    with pytest.raises(ConfigError, match=r"variants.dcgan.lr_decay_epochs = 5: at most epochs \(4\)"):
-        parse_params(tiny_params(epochs=4, lr_decay_epochs=5))

@@ -11,7 +11,8 @@ from pipeline.data import DataSpec, load_prepared, prepare
 from pipeline.evaluate import evaluate_translation
 from pipeline.evaluator import build_evaluator
 from pipeline.families import family_for
-from pipeline.families.base import StepEnv, lr_factor
+from pipeline.families.base import StepEnv
+from pipeline.families.cyclegan import lr_factor
 from pipeline.losses import l1_distance, lsgan_discriminator, lsgan_generator
 from pipeline.models.cyclegan import ImagePool, PatchDiscriminator, ResnetGenerator
 from pipeline.train.checkpoint import load_checkpoint, restore, save_checkpoint
