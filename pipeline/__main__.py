@@ -19,7 +19,7 @@ import numpy as np
 
 def trained_model_dir(args: argparse.Namespace) -> Path | None:
     """models/VARIANT (or its --train-seed run); prints the problem and returns None if there is none."""
-    from pipeline.sampling import seed_model_dirs
+    from pipeline.artifacts import seed_model_dirs
 
     try:
         runs = seed_model_dirs(Path(args.models) / args.variant)
@@ -35,6 +35,7 @@ def trained_model_dir(args: argparse.Namespace) -> Path | None:
 
 
 def sample_command(args: argparse.Namespace) -> int:
+    from pipeline.artifacts import atomic_path
     from pipeline.images import preview, save_png
     from pipeline.sampling import draw, load_generator
 
@@ -59,9 +60,10 @@ def sample_command(args: argparse.Namespace) -> int:
         labels = np.full(args.n, -1)
     samples = draw(family, nets, args.n, args.seed, labels=labels if conditional else None)
     out = Path(args.out)  # images [N, C, H, W] in [-1, 1] or points [N, 2]
-    out.parent.mkdir(parents=True, exist_ok=True)
     key = "points" if samples.ndim == 2 else "images"
-    np.savez(out, **{key: samples}, labels=labels.astype(np.int64))
+    # np.savez adds a missing .npz to the name: name the target as it does, then write it aside.
+    with atomic_path(out if out.name.endswith(".npz") else out.with_name(out.name + ".npz")) as tmp:
+        np.savez(tmp, **{key: samples}, labels=labels.astype(np.int64))
     if args.png:
         save_png(preview(samples if samples.ndim == 2 else samples[:256]), args.png)
     print(f"wrote {len(samples)} {key} {list(samples.shape[1:])} to {out}" + (f" and {args.png}" if args.png else ""))
@@ -91,11 +93,9 @@ def mix_command(args: argparse.Namespace) -> int:
 def translate_command(args: argparse.Namespace) -> int:
     """Every PNG/JPEG of --in, converted to the model's channels and size, translated, written to
     --out as PNG under the same name. All images are read before anything is written."""
-    from PIL import Image
-
     from pipeline.data import to_unit_range
     from pipeline.data.folders import FolderError, image_files, load_image
-    from pipeline.images import to_uint8
+    from pipeline.images import save_png, to_uint8
     from pipeline.sampling import load_generator
 
     model_dir = trained_model_dir(args)
@@ -114,9 +114,8 @@ def translate_command(args: argparse.Namespace) -> int:
         return 2
     translated = to_uint8(family.translate(nets, to_unit_range(images), args.direction))
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for path, image in zip(files, translated):
-        Image.fromarray(image[0] if spec.channels == 1 else image.transpose(1, 2, 0)).save(out / f"{path.stem}.png")
+    for path, image in zip(files, translated):  # each picture written atomically
+        save_png(image[0] if spec.channels == 1 else image.transpose(1, 2, 0), out / f"{path.stem}.png")
     print(f"translated {len(files)} images {args.direction} ({spec.channels}x{spec.image_size}x{spec.image_size}) "
           f"from {args.in_dir} into {out}")
     return 0

@@ -19,6 +19,7 @@ import torch
 
 from dataclasses import replace
 
+from pipeline.artifacts import HISTORY_FILE, read_history
 from pipeline.config import ConfigError, EvaluatorConfig, TrainingConfig
 from pipeline.data import DataSpec, Prepared, to_unit_range
 from pipeline.evaluator import label_accuracy, train_classifier
@@ -30,8 +31,7 @@ from pipeline.metrics.modes import mode_metrics, stacked_mode_metrics
 from pipeline.metrics.prdc import prdc
 from pipeline.models.evaluator import EvaluatorCNN
 from pipeline.metrics.gradients import early_gradient_ratio
-from pipeline.sampling import HISTORY_FILE, draw, load_generator
-from pipeline.train.checkpoint import read_history
+from pipeline.sampling import draw, load_generator
 
 log = logging.getLogger(__name__)
 
