@@ -19,6 +19,7 @@ import ray
 from ray.train import CheckpointConfig, DataConfig, FailureConfig, Result, RunConfig, ScalingConfig
 from ray.train.torch import TorchConfig, TorchTrainer
 
+from pipeline.artifacts import atomic_write_bytes
 from pipeline.config import TrainingConfig
 from pipeline.data import meta_path
 from pipeline.data.npz import sha256_file
@@ -63,15 +64,10 @@ def with_local_data(job: dict[str, Any]) -> dict[str, Any]:
     if shipped is None or (path.is_file() and sha256_file(path) == shipped["sha256"]):
         return job
     local = Path(tempfile.gettempdir()) / "gan-lab-data" / shipped["sha256"] / path.name
-    if not local.is_file():
+    if not local.is_file():  # each file written aside, then renamed: never half a file
         blobs = ray.get(shipped["ref"])
-        local.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=local.parent))  # written aside, then renamed: never half a file
-        (tmp / path.name).write_bytes(blobs["npz"])
-        meta_path(tmp / path.name).write_bytes(blobs["json"])
-        os.replace(meta_path(tmp / path.name), meta_path(local))
-        os.replace(tmp / path.name, local)
-        tmp.rmdir()
+        atomic_write_bytes(meta_path(local), blobs["json"])  # first: the .npz's presence says the copy is done
+        atomic_write_bytes(local, blobs["npz"])
     log.info("data %s is not on this node: using the copy sent through Ray's object store (%s)", path, local)
     return {**job, "data_path": str(local)}
 
