@@ -99,13 +99,13 @@ def test_sigkilled_writers_leave_old_or_new_complete_outputs_only(tmp_path):
         for i in range(ITERATIONS):
             base = i * 10**6  # this writer's versions are base + 1, base + 2, ...
             # -S: no site packages (the writer needs the standard library only): a quicker start
-            writer = subprocess.Popen([sys.executable, "-S", "-c", WRITER, str(file_target), str(dir_target), str(base)],
-                                      cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE)
-            assert writer.stdout.readline() == b"ready\n"
-            time.sleep(rng.uniform(0.0, 0.08))
-            writer.send_signal(signal.SIGKILL)
-            writer.wait()
-            writer.stdout.close()
+            with subprocess.Popen([sys.executable, "-S", "-c", WRITER, str(file_target), str(dir_target), str(base)],
+                                  cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE) as writer:
+                try:
+                    assert writer.stdout.readline() == b"ready\n", "the writer did not start"
+                    time.sleep(rng.uniform(0.0, 0.08))
+                finally:  # killed at that random moment, or at once if the test fails (it never ends by itself)
+                    writer.send_signal(signal.SIGKILL)
             leftovers = [p for p in tmp_path.iterdir() if p.name.startswith(".")]
             interrupted += bool(leftovers)
             for path in leftovers:  # a killed write's scratch directory (no reader opens it)
