@@ -43,16 +43,6 @@ def bounded_int(low: int, high: int):
     return parse
 
 
-def write_png(picture: np.ndarray, path: str | Path) -> None:
-    """``picture`` (uint8 [H, W] or [H, W, C]) as a PNG at ``path``, atomically (pipeline.artifacts)."""
-    from PIL import Image
-
-    from pipeline.artifacts import atomic_path
-
-    with atomic_path(path) as tmp:
-        Image.fromarray(picture).save(tmp, format="PNG")
-
-
 def output_problem(option: str, path: str | None, force: bool, inputs: dict[str, str | None] | None = None) -> str | None:
     """Why the file ``path`` (the value of ``option``) must not be written, or None: it is a folder,
     it is the path of another option of ``inputs`` (option -> path; even ``--force`` cannot make one
@@ -72,7 +62,7 @@ def output_problem(option: str, path: str | None, force: bool, inputs: dict[str,
 
 def trained_model_dir(args: argparse.Namespace) -> Path | None:
     """models/VARIANT (or its --train-seed run); prints the problem and returns None if there is none."""
-    from pipeline.sampling import seed_model_dirs
+    from pipeline.artifacts import seed_model_dirs
 
     try:
         runs = seed_model_dirs(Path(args.models) / args.variant)
@@ -91,7 +81,7 @@ def sample_command(args: argparse.Namespace) -> int:
     """``-n`` samples as an .npz (and a picture), each written atomically; existing files are kept
     unless ``--force``."""
     from pipeline.artifacts import atomic_path
-    from pipeline.images import preview
+    from pipeline.images import preview, save_png
     from pipeline.sampling import draw, load_generator
 
     problem = output_problem("--out", args.out, args.force) or output_problem(
@@ -124,14 +114,14 @@ def sample_command(args: argparse.Namespace) -> int:
     with atomic_path(out) as tmp, open(tmp, "xb") as handle:  # a handle: np.savez would add ".npz" to a path
         np.savez(handle, **{key: samples}, labels=labels.astype(np.int64))
     if args.png:
-        write_png(preview(samples if samples.ndim == 2 else samples[:256]), args.png)
+        save_png(preview(samples if samples.ndim == 2 else samples[:256]), args.png)
     print(f"wrote {len(samples)} {key} {list(samples.shape[1:])} to {out}" + (f" and {args.png}" if args.png else ""))
     return 0
 
 
 def mix_command(args: argparse.Namespace) -> int:
     """The style-mixing grid of a trained StyleGAN (its family's ``style_mixing_grid``) as a PNG."""
-    from pipeline.images import make_grid, to_uint8
+    from pipeline.images import make_grid, save_png, to_uint8
     from pipeline.sampling import load_generator
 
     if problem := output_problem("--out", args.out, args.force):
@@ -146,7 +136,7 @@ def mix_command(args: argparse.Namespace) -> int:
         print(f"error: {args.variant} is family {family.cfg.family!r}, which has no styles to mix; style mixing "
               "needs a StyleGAN variant", file=sys.stderr)
         return 2
-    write_png(make_grid(to_uint8(grid), ncol=args.n + 1), args.out)
+    save_png(make_grid(to_uint8(grid), ncol=args.n + 1), args.out)
     print(f"wrote {args.out}: first row = fine-style sources, first column = coarse-style (4x4-8x8) sources, "
           f"cell = coarse from its row, fine from its column")
     return 0
@@ -160,7 +150,7 @@ def translate_command(args: argparse.Namespace) -> int:
     from pipeline.artifacts import atomic_path
     from pipeline.data import to_unit_range
     from pipeline.data.folders import FolderError, image_files, load_image
-    from pipeline.images import to_uint8
+    from pipeline.images import save_png, to_uint8
     from pipeline.sampling import load_generator
 
     out = Path(args.out)
@@ -195,11 +185,11 @@ def translate_command(args: argparse.Namespace) -> int:
     pictures = [image[0] if spec.channels == 1 else image.transpose(1, 2, 0) for image in translated]
     if out.exists():
         for name, picture in zip(names, pictures):
-            write_png(picture, out / name)
+            save_png(picture, out / name)
     else:
         with atomic_path(out, directory=True) as tmp:
             for name, picture in zip(names, pictures):
-                write_png(picture, tmp / name)
+                save_png(picture, tmp / name)
     print(f"translated {len(files)} images {args.direction} ({spec.channels}x{spec.image_size}x{spec.image_size}) "
           f"from {args.in_dir} into {out}")
     return 0

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import torch
 
+from pipeline.artifacts import HISTORY_FILE, read_history
 from pipeline.config import EvaluatorConfig
 from pipeline.data import DataSpec, Prepared, to_unit_range
 from pipeline.evaluate import (evaluate_conditional, evaluate_generator, evaluate_points, evaluate_stacked,
@@ -34,8 +35,7 @@ from pipeline.metrics import kid
 from pipeline.metrics.features import load_classifier, load_evaluator
 from pipeline.metrics.gradients import early_gradient_ratio
 from pipeline.metrics.modes import mode_metrics
-from pipeline.sampling import HISTORY_FILE, draw, load_generator
-from pipeline.train.checkpoint import read_history
+from pipeline.sampling import draw, load_generator
 
 if TYPE_CHECKING:
     from pipeline.objective import Objective

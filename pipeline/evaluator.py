@@ -6,11 +6,7 @@ of a Ray Train run would cost more than the training itself.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -19,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from pipeline.artifacts import atomic_path, write_json
 from pipeline.augment import translation
 from pipeline.config import EvaluatorConfig
 from dataclasses import replace
@@ -162,7 +159,7 @@ def _build_domain_classifiers(cfg: EvaluatorConfig, data: Prepared, out_dir: str
     def write(tmp: Path) -> None:
         for name, (x_tr, _, x_te, _) in domains.items():
             _write_classifier(tmp / name, models[name], x_tr, x_te)
-            (tmp / name / "meta.json").write_text(json.dumps(metas[name], indent=2) + "\n")
+            write_json(tmp / name / "meta.json", metas[name])
 
     meta = {"kind": "translation", "dataset_sha256": data.sha256, "labelled": labelled,
             "test_accuracy": {name: m["test_accuracy"] for name, m in metas.items()}}
@@ -199,13 +196,9 @@ def _unstack_train(data: Prepared) -> tuple[np.ndarray, np.ndarray]:
     return singles[first], classes[first]
 
 
-def _write_atomically(out_dir: str | Path, write, meta: dict) -> None:
-    """``write(tmp_dir)`` plus ``meta.json`` into a temporary sibling, then rename it to ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    write(tmp)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    os.replace(tmp, out_dir)
+def _write_atomically(out_dir: str | Path, write: Callable[[Path], None], meta: dict) -> None:
+    """``write(tmp_dir)`` plus ``meta.json`` into a temporary sibling, swapped in as ``out_dir``
+    (:func:`pipeline.artifacts.atomic_path`: a failed write leaves the old evaluator in place)."""
+    with atomic_path(out_dir, directory=True) as tmp:
+        write(tmp)
+        write_json(tmp / "meta.json", meta)

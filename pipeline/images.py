@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from pipeline.artifacts import atomic_path
+
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
     """[-1, 1] float images [N, C, H, W] -> uint8 [N, C, H, W]."""
@@ -58,6 +60,7 @@ def preview(samples: np.ndarray) -> np.ndarray:
 
 
 def save_png(picture: np.ndarray, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(picture).save(path)
+    """``picture`` (uint8 [H, W] or [H, W, 3]) as an image file, atomically (the format follows the suffix)."""
+    with atomic_path(path) as tmp:
+        Image.fromarray(picture).save(tmp)
 

@@ -9,12 +9,8 @@ as base64 PNG) and ``summary.md`` (pictures beside it under ``figures/``). Plots
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import io
-import json
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +20,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
 
+from pipeline.artifacts import atomic_path, read_history, read_json  # noqa: E402
 from pipeline.config import Params  # noqa: E402
 from pipeline.dataset_schemas import POINT_DATASETS, UNPAIRED_DATASETS  # noqa: E402
 from pipeline.families import FAMILIES  # noqa: E402  (each family's report_sections and comparison roles)
@@ -71,7 +68,7 @@ def load_metrics(metrics_dir: Path, params: Params) -> dict[str, dict]:
     for name in params.variants:
         path = metrics_dir / f"{name}.json"
         if path.is_file():
-            found[name] = json.loads(path.read_text())
+            found[name] = read_json(path)
     return found
 
 
@@ -94,13 +91,11 @@ def png_of(fig) -> bytes:
 
 
 def read_csv(path: Path) -> dict[str, list[float]]:
-    """Columns of a per-step CSV as float lists (empty cells skipped per column)."""
+    """Columns of a per-step history CSV as float lists (empty cells skipped per column)."""
     columns: dict[str, list[float]] = {}
-    with open(path, newline="") as handle:
-        for row in csv.DictReader(handle):
-            for key, value in row.items():
-                if value not in ("", None):
-                    columns.setdefault(key, []).append(float(value))
+    for row in read_history(path):
+        for key, value in row.items():
+            columns.setdefault(key, []).append(value)
     return columns
 
 
@@ -161,7 +156,7 @@ def tuning_section(params: Params, tune_dir: Path) -> Section | None:
         path = tune_dir / name / "best.json"
         if not path.is_file():
             continue
-        best = json.loads(path.read_text())
+        best = read_json(path)
         objective = f"{best['objective']['name']} ({best['objective']['mode']})"
         result = lambda t: "-" if t is None else (  # noqa: E731
             f"{t['objective']:.4g}" + (f" +- {t['objective_std']:.2g}" if t.get("objective_std") is not None else "")
@@ -297,11 +292,8 @@ def render_html(sections: list[Section]) -> str:
 
 
 def write_report(sections: list[Section], out_dir: Path) -> None:
-    """``out_dir/index.html`` and ``out_dir/summary.md`` (+ ``figures/``), written via a temp dir."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    (tmp / "summary.md").write_text(render_markdown(sections, tmp / "figures"))
-    (tmp / "index.html").write_text(render_html(sections))
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
+    """``out_dir/index.html`` and ``out_dir/summary.md`` (+ ``figures/``), written aside and swapped
+    in whole (:func:`pipeline.artifacts.atomic_path`)."""
+    with atomic_path(out_dir, directory=True) as tmp:
+        (tmp / "summary.md").write_text(render_markdown(sections, tmp / "figures"))
+        (tmp / "index.html").write_text(render_html(sections))

@@ -1,60 +1,40 @@
 """Load a trained generator from ``models/<variant>/`` and draw samples from it.
 
-``models/<variant>/`` (written by the train stage) holds ``generator.pt`` (the sampling network's
-state_dict, and those of the family's other ``saved_net_names``, e.g. the VAE's encoder), ``config.json`` (the resolved variant config), ``spec.json`` (image shape, classes) and
-``history.csv`` (the per-step training scalars);
-a variant trained with a ``seeds`` list holds one such directory per seed, ``seed-<s>/``.
+The directory's format (``generator.pt``, ``config.json``, ``spec.json``, ``history.csv``,
+``run.json``; ``seed-<s>/`` per seed) belongs to :mod:`pipeline.artifacts`; this module turns its
+contents into a family and its networks and back.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from pipeline.artifacts import read_generator, write_generator
 from pipeline.config import variant_from_dict
 from pipeline.data import DataSpec, Prepared, as_training_array
 from pipeline.families import Family, Nets, family_for
 from pipeline.images import make_grid, scatter_points, to_uint8
 
-GENERATOR_FILE = "generator.pt"
-HISTORY_FILE = "history.csv"  # the run's per-step scalars
-
 
 def save_generator(out_dir: str | Path, family: Family, nets: Nets, spec: DataSpec) -> None:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """The sampling network (and the family's other ``saved_net_names``, e.g. the VAE's encoder),
+    the resolved config and the data spec into ``out_dir`` (each file written atomically)."""
     name = family.sampling_net_name
     others = {other: nets[other].state_dict() for other in family.saved_net_names if other != name}
-    torch.save({"net": name, "state_dict": nets[name].state_dict(), "others": others}, out_dir / GENERATOR_FILE)
-    (out_dir / "config.json").write_text(json.dumps(family.cfg.model_dump(mode="json"), indent=2) + "\n")
-    (out_dir / "spec.json").write_text(json.dumps(asdict(spec), indent=2) + "\n")
-
-
-def seed_model_dirs(model_dir: str | Path) -> dict[int, Path]:
-    """``{seed: directory}`` of every trained run under ``models/<variant>/`` (one, or one per seed)."""
-    model_dir = Path(model_dir)
-    if (model_dir / GENERATOR_FILE).is_file():
-        return {json.loads((model_dir / "config.json").read_text())["seed"]: model_dir}
-    runs = {int(d.name.removeprefix("seed-")): d for d in model_dir.glob("seed-*") if (d / GENERATOR_FILE).is_file()}
-    if not runs:
-        raise FileNotFoundError(f"{model_dir}: no trained generator; run `dvc repro train@{model_dir.name}`")
-    return dict(sorted(runs.items()))
+    write_generator(out_dir, {"net": name, "state_dict": nets[name].state_dict(), "others": others},
+                    family.cfg.model_dump(mode="json"), asdict(spec))
 
 
 def load_generator(model_dir: str | Path) -> tuple[Family, Nets, DataSpec]:
     """Rebuild the family's networks and load the trained sampling network (eval mode)."""
-    model_dir = Path(model_dir)
-    if not (model_dir / GENERATOR_FILE).is_file():
-        raise FileNotFoundError(f"{model_dir}: no trained generator; run `dvc repro train@{model_dir.name}`")
-    cfg = variant_from_dict(json.loads((model_dir / "config.json").read_text()))
-    spec = DataSpec(**json.loads((model_dir / "spec.json").read_text()))
+    saved, config, spec_fields = read_generator(model_dir)
+    cfg, spec = variant_from_dict(config), DataSpec(**spec_fields)
     family = family_for(cfg)
     nets = family.build(spec)
-    saved = torch.load(model_dir / GENERATOR_FILE, map_location="cpu", weights_only=True)
     nets[saved["net"]].load_state_dict(saved["state_dict"])
     for name, state in saved.get("others", {}).items():  # e.g. the VAE's encoder
         nets[name].load_state_dict(state)

@@ -5,17 +5,16 @@ spread and every seed's values, and each seed's MLflow run gets its own metrics.
 """
 
 import argparse
-import json
-from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline import tracking
+from pipeline.artifacts import read_run_info, seed_model_dirs, write_json
 from pipeline.data import load_prepared
 from pipeline.environment import describe_environment
 from pipeline.evaluate import sample_count, summarize_seeds
 from pipeline.evaluation import evaluate_run
 from pipeline.images import save_png
-from pipeline.sampling import sample_picture, seed_model_dirs
+from pipeline.sampling import sample_picture
 
 
 def main() -> None:
@@ -40,13 +39,11 @@ def main() -> None:
         family, nets, per_seed[seed] = evaluate_run(model_dir, args.evaluator, data, classifier_cfg)
         if len(per_seed) == 1:  # the picture shows the first seed's samples
             save_png(sample_picture(family, nets, data), args.samples)
-    Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.metrics).write_text(json.dumps(summarize_seeds(per_seed), indent=2) + "\n")
-    Path(args.environment).write_text(json.dumps(describe_environment(), indent=2) + "\n")
+    write_json(args.metrics, summarize_seeds(per_seed))
+    write_json(args.environment, describe_environment())
 
     for seed, model_dir in runs.items():
-        run = json.loads((model_dir / "run.json").read_text())
-        logger = tracking.RunLogger(tracking.tracking_uri(ROOT), run["run_id"])
+        logger = tracking.RunLogger(tracking.tracking_uri(ROOT), read_run_info(model_dir)["run_id"])
         logger.log_metrics({f"metric/{k}": v for k, v in per_seed[seed].items() if v is not None})
         logger.log_artifact(args.samples, "evaluation")
         logger.log_artifact(args.metrics, "evaluation")

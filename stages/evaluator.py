@@ -1,11 +1,10 @@
 """evaluator@<dataset>: train the evaluator classifier and store the real reference features."""
 
 import argparse
-import json
 import logging
-from pathlib import Path
 
 from _common import params_or_exit, setup_logging
+from pipeline.artifacts import write_json
 from pipeline.config import ConfigError
 from pipeline.data import load_prepared
 from pipeline.environment import describe_environment
@@ -31,11 +30,10 @@ def main() -> None:
 
     params = params_or_exit(args.params, check)
     meta = build_evaluator(params.evaluators[args.dataset], load_prepared(args.data), args.out)
-    Path(args.metrics).parent.mkdir(parents=True, exist_ok=True)
     summary = EVALUATION_KINDS[meta["kind"]].summary(meta)
     logging.info("evaluator for %s: %s", args.dataset, summary)
-    Path(args.metrics).write_text(json.dumps(summary, indent=2) + "\n")
-    Path(args.environment).write_text(json.dumps(describe_environment(), indent=2) + "\n")
+    write_json(args.metrics, summary)
+    write_json(args.environment, describe_environment())
 
 
 if __name__ == "__main__":

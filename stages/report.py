@@ -1,12 +1,12 @@
 """report: one HTML page and one Markdown summary comparing every variant; logged to MLflow."""
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
 from pipeline import tracking
+from pipeline.artifacts import read_json
 from pipeline.report import build_sections, write_report
 
 
@@ -22,7 +22,7 @@ def main() -> None:
     setup_logging()
     params = params_or_exit(args.params, lambda p: None)
     metrics_dir = Path(args.metrics)
-    evaluator_metrics = {name: json.loads((metrics_dir / f"evaluator_{name}.json").read_text())
+    evaluator_metrics = {name: read_json(metrics_dir / f"evaluator_{name}.json")
                          for name in params.evaluators if (metrics_dir / f"evaluator_{name}.json").is_file()}
     sections = build_sections(params, metrics_dir, Path(args.samples), Path(args.plots), evaluator_metrics,
                               Path(args.tune) if args.tune else None)

@@ -1,13 +1,13 @@
 """train@<variant>: train one variant with Ray Train and log it to MLflow."""
 
 import argparse
-import json
 import logging
 import os
 import sys
 from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
+from pipeline.artifacts import read_json
 from pipeline.data import meta_path
 from pipeline.train.driver import TrainingDiverged, check_runtime, train_variant
 from pipeline.train.storage import STORAGE_ENV
@@ -26,7 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     setup_logging()
     meta = meta_path(args.data)
-    sizes = json.loads(meta.read_text()) if meta.is_file() else None  # two domains: the smaller fills a batch
+    sizes = read_json(meta) if meta.is_file() else None  # two domains: the smaller fills a batch
     n_train = min(sizes["n_train"], sizes.get("n_train_b", sizes["n_train"])) if sizes else None
     params = params_or_exit(args.params, lambda p: check_runtime(p, args.variant, ROOT, n_train))
     try:

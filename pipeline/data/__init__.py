@@ -21,13 +21,13 @@ shape) in Parquet shards in ``<name>.shards/`` (:mod:`pipeline.data.shards`); th
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from pipeline.artifacts import read_json, write_json
 from pipeline.config import (AnyDatasetConfig, Cifar10Config, DatasetConfig, DigitsToTypedConfig, IdxConfig,
                              ImageFolderConfig, ImageFoldersConfig, MixtureDatasetConfig, MnistConfig,
                              StackedDigitsConfig, TypedDigitsConfig)
@@ -162,7 +162,7 @@ def prepare_unpaired(cfg: DigitsToTypedConfig | ImageFoldersConfig, out_path: st
     meta = {"sha256": sha, "kind": cfg.kind, "unpaired": True, "n_train": len(x), "n_test": len(arrays["x_test"]),
             "n_train_b": len(arrays["x_train_b"]), "n_test_b": len(arrays["x_test_b"]),
             "channels": int(x.shape[1]), "image_size": int(x.shape[-1]), "num_classes": num_classes}
-    meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(meta_path(out_path), meta)
     return meta
 
 
@@ -209,7 +209,7 @@ def _write_images(out_path: str | Path, kind: str, x_train: np.ndarray, x_test: 
         "num_classes": int(max(y_train.max(), y_test.max()) + 1) if num_classes is None else num_classes,
         **extra,
     }
-    meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(meta_path(out_path), meta)
     return meta
 
 
@@ -240,7 +240,7 @@ def write_streamed(out_path: str | Path, kind: str, train_chunks: Iterable[tuple
         "shard_sha256": shard_shas,
         **extra,
     }
-    meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(meta_path(out_path), meta)
     return meta
 
 
@@ -252,7 +252,7 @@ def prepare_mixture(cfg: MixtureDatasetConfig, out_path: str | Path) -> dict:
     means, std = MIXTURES[cfg.kind]()
     meta = {"sha256": sha, "kind": cfg.kind, "n_train": cfg.n_train, "n_test": cfg.n_test, "channels": 0,
             "image_size": 0, "num_classes": len(means), "point_dim": 2, "modes": means.tolist(), "mode_std": std}
-    meta_path(out_path).write_text(json.dumps(meta, indent=2) + "\n")
+    write_json(meta_path(out_path), meta)
     return meta
 
 
@@ -322,7 +322,7 @@ def load_prepared(npz_path: str | Path) -> Prepared:
     if not npz_path.is_file():
         raise FileNotFoundError(f"{npz_path}: prepared data not found; run `dvc repro prepare@<dataset>`")
     arrays = load_npz(npz_path)
-    meta = json.loads(meta_path(npz_path).read_text())
+    meta = read_json(meta_path(npz_path))
     spec = DataSpec(meta["channels"], meta["image_size"], meta["num_classes"], meta.get("point_dim", 0))
     shards = str((npz_path.parent / meta["train_shards"]).resolve()) if meta.get("train_shards") else None
     return Prepared(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"],

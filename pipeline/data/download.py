@@ -2,7 +2,7 @@
 
 The cache is ``$GAN_LAB_CACHE`` or ``~/.cache/gan-lab`` (created with mode 0700). A download goes to
 a temporary file in the cache, is checked against the server's Content-Length and the expected
-sha256, and only then renamed into place (``os.replace``, atomic), so the cache never holds a partial
+sha256, and only then renamed into place (:func:`pipeline.artifacts.atomic_path`), so the cache never holds a partial
 or wrong file. A cached file is hashed again before each use. Every failure is one-line
 :class:`DataError` and leaves nothing behind. urllib is enough here (no extra dependency).
 """
@@ -13,7 +13,6 @@ import hashlib
 import http.client
 import logging
 import os
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -22,6 +21,7 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
+from pipeline.artifacts import atomic_path
 from pipeline.config import FileSpec
 from pipeline.data.errors import DataError
 from pipeline.data.npz import sha256_file
@@ -67,16 +67,11 @@ def fetch(url: str, sha256: str, timeout: float = TIMEOUT_S) -> Path:
             return dest
         logger.warning("%s: cached copy fails its sha256; downloading it again", dest)
         dest.unlink()
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(dest) as tmp:  # a failed or wrong download raises inside: nothing kept
+        with open(tmp, "xb") as out:
             digest = _download(url, out, name, timeout)
         if digest != sha256:
             raise DataError(f"{url}: sha256 of the download is {digest}, params expect {sha256}; nothing kept")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 

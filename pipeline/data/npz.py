@@ -10,28 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from pipeline.artifacts import atomic_path
 
 _FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def save_npz(path: str | Path, **arrays: np.ndarray) -> str:
     """Atomically write ``arrays`` to ``path`` (same arrays -> same bytes); returns the file's sha256."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with atomic_path(path) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for name in sorted(arrays):
             buffer = io.BytesIO()
             np.lib.format.write_array(buffer, np.ascontiguousarray(arrays[name]), allow_pickle=False)
             info = zipfile.ZipInfo(f"{name}.npy", date_time=_FIXED_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(info, buffer.getvalue())
-    os.replace(tmp, path)
     return sha256_file(path)
 
 

@@ -7,7 +7,8 @@ position in the train split: lets tests and audits see which rows a worker was s
 kept in memory gets a directory with only the manifest (``"streamed": false``): DVC needs the
 declared output to exist.
 
-The directory is written aside and renamed into place, so a directory that exists is complete.
+The directory is written aside and swapped into place whole (:func:`pipeline.artifacts.atomic_path`),
+so a directory that exists is complete.
 Training reads shards through Ray Data (:func:`ray_dataset`, ray imported lazily: only this
 reader and ``pipeline.train``/``pipeline.tune`` import ray); driver-side code that needs the train
 split (the evaluator) iterates them with pyarrow alone (:func:`iter_shard_batches`).
@@ -15,10 +16,6 @@ split (the evaluator) iterates them with pyarrow alone (:func:`iter_shard_batche
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -26,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pipeline.artifacts import atomic_path, read_json, write_json
 from pipeline.data.npz import sha256_file
 
 MANIFEST = "manifest.json"
@@ -64,18 +62,6 @@ def _rechunk(chunks: Iterable[tuple[np.ndarray, np.ndarray]], rows: int) -> Iter
         yield np.concatenate(xs), np.concatenate(ys)
 
 
-def _replace_dir(tmp: Path, out_dir: Path) -> None:
-    """Move the finished ``tmp`` to ``out_dir``, replacing an older one (renamed aside first, so a
-    reader never sees a mix of both)."""
-    old = None
-    if out_dir.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.old.", dir=out_dir.parent))
-        os.replace(out_dir, old / "dir")
-    os.replace(tmp, out_dir)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def write_shards(chunks: Iterable[tuple[np.ndarray, np.ndarray]], out_dir: str | Path,
                  rows_per_shard: int = ROWS_PER_SHARD) -> dict[str, Any]:
     """Write (x uint8 [n, C, H, W], y [n]) chunks as Parquet shards plus ``manifest.json``; returns
@@ -84,10 +70,7 @@ def write_shards(chunks: Iterable[tuple[np.ndarray, np.ndarray]], out_dir: str |
     Chunks are consumed one at a time, so a generator keeps memory at about one shard. Nothing
     appears at ``out_dir`` unless every shard was written (a failure removes the temp directory).
     """
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:
+    with atomic_path(out_dir, directory=True) as tmp:
         shards, shape, n, label_max = [], None, 0, -1
         for i, (x, y) in enumerate(_rechunk(chunks, rows_per_shard)):
             assert shape in (None, list(x.shape[1:])), f"shard {i}: images {x.shape[1:]}, earlier ones {shape}"
@@ -100,22 +83,15 @@ def write_shards(chunks: Iterable[tuple[np.ndarray, np.ndarray]], out_dir: str |
         assert shards, "no rows to write as shards"
         manifest = {"format": FORMAT_VERSION, "streamed": True, "n_rows": n, "shape": shape, "label_max": label_max,
                     "shards": shards}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(tmp / MANIFEST, manifest)
     return manifest
 
 
 def write_placeholder(out_dir: str | Path) -> dict[str, Any]:
     """The directory of a split kept in memory: only a manifest saying so."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     manifest = {"format": FORMAT_VERSION, "streamed": False}
-    (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-    _replace_dir(tmp, out_dir)
+    with atomic_path(out_dir, directory=True) as tmp:
+        write_json(tmp / MANIFEST, manifest)
     return manifest
 
 
@@ -124,7 +100,7 @@ def read_manifest(shards_dir: str | Path) -> dict[str, Any]:
     path = Path(shards_dir) / MANIFEST
     if not path.is_file():
         raise FileNotFoundError(f"{path}: shards manifest not found; run `dvc repro prepare@<dataset>`")
-    return json.loads(path.read_text())
+    return read_json(path)
 
 
 def shard_files(shards_dir: str | Path) -> list[str]:

@@ -4,27 +4,20 @@
 ``environment.json`` (``pipeline.environment`` of the worker that wrote it: the driver copies the
 final one into ``run.json``, so the model records the machine it was trained on, not the driver's).
 
-Writes are atomic: everything goes to a temporary sibling directory that is renamed into place.
+The file names and the write rule are :mod:`pipeline.artifacts`': the directory is written aside
+and swapped into place whole (``atomic_path(directory=True)``).
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from pipeline.artifacts import (CONFIG_FILE, ENVIRONMENT_FILE, HISTORY_FILE, STATE_FILE, atomic_path, read_history,
+                                read_json, write_history, write_json)
 from pipeline.families import Nets, Optimizers
-
-STATE_FILE = "state.pt"
-CONFIG_FILE = "config.json"
-HISTORY_FILE = "history.csv"
-ENVIRONMENT_FILE = "environment.json"
 
 
 def save_checkpoint(path: str | Path, nets: Nets, opts: Optimizers, *, step: int, epoch: int,
@@ -32,8 +25,6 @@ def save_checkpoint(path: str | Path, nets: Nets, opts: Optimizers, *, step: int
                     extra: dict[str, Any] | None = None, environment: dict[str, Any] | None = None) -> Path:
     """Write a complete checkpoint to ``path`` atomically; ``epoch`` = number of finished epochs."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     state = {
         "nets": {name: net.state_dict() for name, net in nets.items()},
         "opts": {name: opt.state_dict() for name, opt in opts.items()},
@@ -42,14 +33,12 @@ def save_checkpoint(path: str | Path, nets: Nets, opts: Optimizers, *, step: int
         "torch_rng": torch.get_rng_state(),
         "extra": extra or {},
     }
-    torch.save(state, tmp / STATE_FILE)
-    (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    write_history(tmp / HISTORY_FILE, history)
-    if environment is not None:
-        (tmp / ENVIRONMENT_FILE).write_text(json.dumps(environment, indent=2) + "\n")
-    if path.exists():
-        shutil.rmtree(path)
-    os.replace(tmp, path)
+    with atomic_path(path, directory=True) as tmp:
+        torch.save(state, tmp / STATE_FILE)
+        write_json(tmp / CONFIG_FILE, config, sort_keys=True)
+        write_history(tmp / HISTORY_FILE, history)
+        if environment is not None:
+            write_json(tmp / ENVIRONMENT_FILE, environment)
     return path
 
 
@@ -57,14 +46,13 @@ def load_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], l
     """Return ``(state, config, history)`` of a checkpoint directory."""
     path = Path(path)
     state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=True)
-    config = json.loads((path / CONFIG_FILE).read_text())
-    return state, config, read_history(path / HISTORY_FILE)
+    return state, read_json(path / CONFIG_FILE), read_history(path / HISTORY_FILE)
 
 
 def read_environment(path: str | Path) -> dict[str, Any] | None:
     """The environment a checkpoint was written in, or None (written without one)."""
     file = Path(path) / ENVIRONMENT_FILE
-    return json.loads(file.read_text()) if file.is_file() else None
+    return read_json(file) if file.is_file() else None
 
 
 def restore(nets: Nets, opts: Optimizers, state: dict[str, Any], keep_hyperparameters: bool = False) -> None:
@@ -83,19 +71,3 @@ def restore(nets: Nets, opts: Optimizers, state: dict[str, Any], keep_hyperparam
         if keep_hyperparameters:
             for group, values in zip(opt.param_groups, own):
                 group.update(values)
-
-
-def write_history(path: str | Path, history: list[dict[str, float]]) -> None:
-    """Per-step scalars as CSV (the format DVC plots read)."""
-    fields = list(dict.fromkeys(key for row in history for key in row)) or ["step"]
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(history)
-
-
-def read_history(path: str | Path) -> list[dict[str, float]]:
-    if not Path(path).is_file():
-        return []
-    with open(path, newline="") as handle:
-        return [{k: float(v) for k, v in row.items() if v != ""} for row in csv.DictReader(handle)]

@@ -15,22 +15,20 @@ they were, and Ray's storage keeps the last (finite) checkpoints.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
 
 from pipeline import tracking
+from pipeline.artifacts import HISTORY_FILE, atomic_path, seed_dir, write_history, write_run_info
 from pipeline.config import ConfigError, Params, TrainingConfig, batch_size_problems, config_hash
 from pipeline.data import Prepared, load_prepared
 from pipeline.environment import describe_environment
 from pipeline.families import family_for
-from pipeline.sampling import HISTORY_FILE, save_generator
-from pipeline.train.checkpoint import load_checkpoint, read_environment, restore, write_history
+from pipeline.sampling import save_generator
+from pipeline.train.checkpoint import load_checkpoint, read_environment, restore
 from pipeline.train.health import DIVERGENCE_TAG, injected_fault_step
 from pipeline.train.loop import TrainJob
 from pipeline.train.storage import RunStorage
@@ -144,29 +142,20 @@ def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plo
     """Train variant ``name`` on Ray, once per seed, and write its outputs; returns the last run's metrics.
 
     One seed writes ``out_dir`` itself; a ``seeds`` list writes ``out_dir/seed-<s>/`` per seed and the
-    plots CSV holds the per-step mean over seeds. ``out_dir`` appears only when every seed is done.
+    plots CSV holds the per-step mean over seeds. The new ``out_dir`` is written aside and swapped in
+    only when every seed is done: until then (and after a failed or diverged seed) the old one stays.
     """
     cfg = params.variant(name)
     data = load_prepared(data_path)
     storage, root = RunStorage(storage), root.resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     histories, metrics = [], {}
-    try:
+    with atomic_path(out_dir, directory=True) as tmp:
         for seed in cfg.run_seeds():
-            seed_dir = tmp / "model" if cfg.seeds is None else tmp / "model" / f"seed-{seed}"
+            model_dir = tmp if cfg.seeds is None else seed_dir(tmp, seed)
             history, metrics = _train_one(cfg.for_seed(seed), name, seed_run_name(name, cfg, seed), data,
-                                          data_path, seed_dir, storage, root)
+                                          data_path, model_dir, storage, root)
             histories.append(history)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        (tmp / "model").rename(out_dir)
-    finally:  # a failed seed leaves no half-written model directory behind
-        shutil.rmtree(tmp, ignore_errors=True)
-    plots_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_plots = plots_path.with_name(plots_path.name + ".tmp")
-    write_history(tmp_plots, mean_history(histories))
-    os.replace(tmp_plots, plots_path)
+    write_history(plots_path, mean_history(histories))
     return metrics
 
 
@@ -194,13 +183,12 @@ def _train_one(cfg: TrainingConfig, variant: str, run_name: str, data: Prepared,
         # The worker's (it trained the model); this process's for a checkpoint written without one.
         environment = read_environment(ckpt_dir) or describe_environment()
     restore(nets, opts, state)
-    model_dir.mkdir(parents=True)
     save_generator(model_dir, family, nets, data.spec)
     write_history(model_dir / HISTORY_FILE, history)  # per-step scalars of this seed (evaluate reads them)
     run_info = {"run_id": run_id, "tracking_uri": uri, "config_hash": config_hash(cfg), "seed": cfg.seed,
                 "dataset_sha256": data.sha256, "epochs": state["epoch"], "steps": state["step"],
                 "environment": environment}
-    (model_dir / "run.json").write_text(json.dumps(run_info, indent=2) + "\n")
+    write_run_info(model_dir, run_info)
     tracking.log_generator_model(uri, run_id, nets[family.sampling_net_name], family.input_example(2))
     storage.write_marker(run_name, {**storage.read_marker(run_name), "finished": True})
     return history, dict(result.metrics or {})

@@ -13,6 +13,7 @@ from typing import Any, Iterator, Protocol
 
 import numpy as np
 
+from pipeline.artifacts import atomic_path
 from pipeline.data.shards import local_stream
 
 
@@ -49,15 +50,13 @@ class LocalSession:
         if checkpoint_dir is not None:
             latest = self.latest_checkpoint()
             index = int(Path(latest).name.split("_")[1]) + 1 if latest else 1
-            target = self.storage_dir / f"checkpoint_{index:06d}"
-            tmp = target.with_name(target.name + ".tmp")
-            shutil.copytree(checkpoint_dir, tmp)
-            tmp.rename(target)
+            with atomic_path(self.storage_dir / f"checkpoint_{index:06d}", directory=True) as tmp:
+                shutil.copytree(checkpoint_dir, tmp, dirs_exist_ok=True)
 
     def stream_batches(self, shards_dir: str, batch_size: int, shuffle_seed: int) -> Iterator[dict[str, np.ndarray]]:
         """The whole split (one process), shuffled with pyarrow alone (no Ray)."""
         return local_stream(shards_dir, batch_size, shuffle_seed)
 
     def latest_checkpoint(self) -> str | None:
-        found = sorted(p for p in self.storage_dir.glob("checkpoint_*") if not p.name.endswith(".tmp"))
+        found = sorted(self.storage_dir.glob("checkpoint_*"))  # (a copy in progress is hidden: .checkpoint_*)
         return str(found[-1]) if found else None

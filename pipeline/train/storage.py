@@ -7,7 +7,9 @@ rank 0 after a restart, and resuming reads them back. ``GAN_LAB_STORAGE`` sets i
 its trial storage local for now).
 
 Files are reached through pyarrow's filesystems, the layer Ray Train itself uses for storage, so a
-path and a URI are handled alike.
+path and a URI are handled alike. The marker's name and format are :mod:`pipeline.artifacts`'; a
+local marker is written by its atomic rule, an object store's by the store (an object is replaced
+whole when its upload completes).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow.fs as pafs
+
+from pipeline.artifacts import encode_run_marker, run_marker_name, write_run_marker
 
 STORAGE_ENV = "GAN_LAB_STORAGE"
 
@@ -49,9 +53,12 @@ class RunStorage:
             return json.loads(stream.read().decode())
 
     def write_marker(self, run_name: str, marker: dict[str, Any]) -> None:
+        if isinstance(self.fs, pafs.LocalFileSystem):  # a path (or file:// URI): written aside, then renamed
+            write_run_marker(self._marker(run_name), marker)
+            return
         self.fs.create_dir(self.base, recursive=True)
         with self.fs.open_output_stream(self._marker(run_name)) as stream:
-            stream.write((json.dumps(marker) + "\n").encode())
+            stream.write(encode_run_marker(marker))
 
     def remove_run(self, run_name: str) -> None:
         """Delete the run's checkpoints (a fresh start must not resume from them)."""
@@ -60,4 +67,4 @@ class RunStorage:
             self.fs.delete_dir(path)
 
     def _marker(self, run_name: str) -> str:
-        return f"{self.base.rstrip('/')}/{run_name}.run.json"
+        return f"{self.base.rstrip('/')}/{run_marker_name(run_name)}"

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 
+from pipeline.artifacts import atomic_write_text
 from pipeline.config import ConfigError, parse_params
 
 
@@ -45,9 +45,7 @@ def apply_best(params_path: Path, variant: str, best_json: Path) -> dict[str, tu
     buffer = io.StringIO()
     yaml.dump(tree, buffer)
     parse_params(YAML(typ="safe").load(buffer.getvalue()))  # invalid -> ConfigError, nothing written
-    tmp = params_path.with_name(params_path.name + ".tmp")
-    tmp.write_text(buffer.getvalue())
-    os.replace(tmp, params_path)
+    atomic_write_text(params_path, buffer.getvalue())
     return changes
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.artifacts import atomic_path, write_json
+
 
 def trial_rows(records: list[dict[str, Any]], keys: list[str], default: dict[str, Any] | None,
                mode: str, max_epochs: int) -> list[dict[str, Any]]:
@@ -60,10 +62,11 @@ def _summary(row: dict[str, Any], keys: list[str]) -> dict[str, Any]:
 
 
 def write_outputs(out_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
-    """``trials.csv`` and ``best.json`` in ``out_dir`` (the caller makes ``out_dir`` appear atomically)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(rows).to_csv(out_dir / "trials.csv", index=False)
-    (out_dir / "best.json").write_text(json.dumps(summary, indent=2, default=_plain) + "\n")
+    """``trials.csv`` and ``best.json`` in ``out_dir``, each written atomically (the caller swaps
+    ``out_dir`` in whole)."""
+    with atomic_path(out_dir / "trials.csv") as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    write_json(out_dir / "best.json", summary, default=_plain)
 
 
 def read_exploits(experiment_dir: Path) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ import json
 import logging
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from ray.tune.schedulers import ASHAScheduler, PopulationBasedTraining
 from ray.tune.search import BasicVariantGenerator
 
 from pipeline import tracking
+from pipeline.artifacts import atomic_path, finish_run_marker, read_run_marker, run_marker_name, write_run_marker
 from pipeline.config import ConfigError, Params, TuneSpec
 from pipeline.environment import describe_environment
 from pipeline.objective import objective_of
@@ -152,15 +152,14 @@ def _scheduler(spec: TuneSpec, dims: dict[str, Dimension], mode: str) -> Any:
 
 
 def run_marker(storage: Path, exp_name: str) -> Path:
-    return storage / f"{exp_name}.run.json"
+    return storage / run_marker_name(exp_name)
 
 
 def _open_parent(root: Path, storage: Path, exp_name: str, name: str, spec: TuneSpec, digest: str,
                  objective: str) -> tuple[str, bool]:
     """The job's MLflow parent run, and whether an interrupted job with the same spec is resumed."""
     uri, marker = tracking.tracking_uri(root), run_marker(storage, exp_name)
-    if marker.is_file():
-        previous = json.loads(marker.read_text())
+    if (previous := read_run_marker(marker)) is not None:
         if (previous["digest"] == digest and not previous.get("finished")
                 and tune.Tuner.can_restore(str(storage / exp_name)) and tracking.run_exists(uri, previous["run_id"])):
             return previous["run_id"], True
@@ -174,8 +173,7 @@ def _open_parent(root: Path, storage: Path, exp_name: str, name: str, spec: Tune
     run_id = tracking.start_run(uri, experiment_id, exp_name, {"variant": name, **spec.model_dump(mode="json")},
                                 {"variant": name, "tune_scheduler": spec.scheduler, "objective": objective,
                                  "git_commit": tracking.git_commit(root), "dvc_stage": f"tune@{name}"})
-    storage.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"run_id": run_id, "digest": digest}) + "\n")
+    write_run_marker(marker, {"run_id": run_id, "digest": digest})
     return run_id, False
 
 
@@ -212,17 +210,10 @@ def _finish(name: str, records: list[dict], spec: TuneSpec, dims: dict, base: An
     if spec.scheduler == "pbt":
         summary["exploits"] = read_exploits(exp_dir)
     _close_runs(uri, parent_run_id, rows, summary)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    try:  # out_dir appears complete or not at all
+    with atomic_path(out_dir, directory=True) as tmp:  # out_dir appears complete or not at all
         write_outputs(tmp, rows, summary)
         tracking.log_artifacts_to(uri, parent_run_id, tmp)
-        shutil.rmtree(out_dir, ignore_errors=True)
-        tmp.chmod(0o755)  # (mkdtemp makes it private)
-        tmp.rename(out_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    marker.write_text(json.dumps({**json.loads(marker.read_text()), "finished": True}) + "\n")
+    finish_run_marker(marker)
     log.info("best trial %s: %s = %.4g after %d epochs (%s); %d trials, %d of %d trial-epochs run",
              summary["best"]["trial_id"], objective, summary["best"]["objective"], summary["best"]["epochs"],
              summary["best"]["config"], len(rows), summary["trial_epochs"], summary["full_budget_epochs"])

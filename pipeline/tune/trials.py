@@ -22,6 +22,7 @@ import pipeline.train.ray_env  # noqa: F401  (must precede `import ray`)
 import ray.tune
 
 from pipeline import tracking
+from pipeline.artifacts import atomic_write_text
 from pipeline.config import variant_from_dict
 from pipeline.objective import make_objective
 from pipeline.train.loop import TrainJob, train_loop
@@ -35,7 +36,7 @@ def trial_job(config: dict[str, Any], context: dict[str, Any], adopt: bool) -> t
     trial = ray.tune.get_context()
     trial_id = trial.get_trial_id()
     starts = Path(trial.get_trial_dir()) / STARTS_FILE
-    starts.write_text(str(int(starts.read_text()) + 1 if starts.is_file() else 1))
+    atomic_write_text(starts, str(int(starts.read_text()) + 1 if starts.is_file() else 1))
     variant = variant_from_dict({**context["variant"], **config}).model_dump(mode="json")
     run_id = tracking.child_run(context["tracking_uri"], context["parent_run_id"], trial_id,
                                 f"{context['name']}-{trial_id}", variant,
@@ -62,8 +63,8 @@ def asha_trial(config: dict[str, Any], context: dict[str, Any]) -> None:
     # in CI: a finished trial listed with one epoch short). Ray Train's own result has it; keep it
     # beside the trial for the job's summary (search._record).
     if result.metrics:
-        (Path(ray.tune.get_context().get_trial_dir()) / LAST_REPORT_FILE).write_text(
-            json.dumps(result.metrics, default=float))
+        atomic_write_text(Path(ray.tune.get_context().get_trial_dir()) / LAST_REPORT_FILE,
+                          json.dumps(result.metrics, default=float))
 
 
 def pbt_trial(config: dict[str, Any], context: dict[str, Any]) -> None:

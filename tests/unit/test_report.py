@@ -10,7 +10,7 @@ from helpers import tiny_points_params
 from pipeline.config import parse_params
 from pipeline.images import make_grid, save_png, to_uint8
 from pipeline.report import build_sections, gan_vs_vae, write_report
-from pipeline.train.checkpoint import write_history
+from pipeline.artifacts import write_history
 
 
 @pytest.mark.parametrize("kind", [

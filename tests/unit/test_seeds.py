@@ -7,7 +7,7 @@ import pytest
 from helpers import tiny_points_params
 from pipeline.config import ConfigError, parse_params
 from pipeline.evaluate import summarize_seeds
-from pipeline.sampling import seed_model_dirs
+from pipeline.artifacts import seed_model_dirs
 from pipeline.train.driver import mean_history, seed_run_name
 
 
