@@ -134,13 +134,20 @@ def gan_vs_vae(gan: dict, vae: dict, gan_name: str, vae_name: str, epochs: tuple
     else:  # say so: a comparison at unequal budgets must not read as a fair one
         lines = [f"Unequal training budgets: {budget}; read the comparison with that in mind. Same N, "
                  f"same evaluator, floors as in the table."]
+    seeded = "std" in gan and "std" in vae
+    if not seeded:  # one seed has no spread: the winner of a close metric may not survive another seed
+        lines.append("One seed each: no spread was measured, so a small difference may not hold for other "
+                     "seeds; train with `seeds: [0, 1, 2]` for the spread.")
     for key, title, better in GAN_VS_VAE_KEYS:
         if key not in gan or key not in vae:
             continue
         g, v = gan[key], vae[key]
         winner = gan_name if (g < v) == (better == "lower") else vae_name
+        verdict = f"{winner} is better"
+        if seeded and abs(g - v) <= 2 * (gan["std"].get(key, 0.0) ** 2 + vae["std"].get(key, 0.0) ** 2) ** 0.5:
+            verdict = "no clear winner (the difference is within 2 spreads over seeds)"
         lines.append(f"{title} ({better} is better): {gan_name} {fmt(gan, key)}, {vae_name} {fmt(vae, key)}"
-                     f" -> {winner} is better.")
+                     f" -> {verdict}.")
     if "elbo" in vae:
         lines.append(f"Only the VAE gives a likelihood bound: test ELBO {fmt(vae, 'elbo')} nats per image "
                      f"(a GAN has none).")

@@ -102,3 +102,14 @@ def test_gan_vs_vae_says_whether_the_budgets_are_equal():
     unequal = gan_vs_vae(gan, vae, "dcgan", "vae", (500, 150))
     assert unequal[0].startswith("Unequal training budgets: dcgan: 500 epochs, vae: 150 epochs;")
     assert "FID (lower is better): dcgan 40, vae 90 -> dcgan is better." in unequal
+    assert unequal[1].startswith("One seed each: no spread was measured")
+
+
+def test_gan_vs_vae_names_a_winner_only_outside_the_spread_over_seeds():
+    gan = {"fid": 40.0, "recall": 0.50, "std": {"fid": 2.0, "recall": 0.05}}
+    vae = {"fid": 90.0, "recall": 0.55, "std": {"fid": 5.0, "recall": 0.04}}
+    lines = gan_vs_vae(gan, vae, "dcgan", "vae", (500, 500))
+    assert not any(line.startswith("One seed each") for line in lines)
+    assert "FID (lower is better): dcgan 40 ± 2, vae 90 ± 5 -> dcgan is better." in lines
+    assert ("recall (higher is better): dcgan 0.5 ± 0.05, vae 0.55 ± 0.04 -> no clear winner (the difference "
+            "is within 2 spreads over seeds).") in lines
