@@ -21,7 +21,7 @@ from pipeline.metrics.prdc import prdc
 COARSE_RESOLUTIONS = 2  # 4x4 and 8x8: the "coarse" styles (pose, shape; for digits: which digit)
 # Pairs per perceptual-path-length estimate. PPL has no real-data floor, so it need not use the
 # FID's N (the test split). The per-pair distances are heavy-tailed, so an estimate needs thousands
-# of pairs to be stable (the spreads over evaluation seeds: docs/stylegan.md); the paper uses 100,000.
+# of pairs to be stable (the spreads over evaluation seeds: the StyleGAN notes in docs/); the paper uses 100,000.
 PPL_PAIRS = 5_000
 
 

@@ -4,8 +4,9 @@
 imports but does not list is invisible to it: change that module and ``dvc repro`` calls stale
 results up to date. This module computes, for each stage of ``dvc.yaml``, the *import closure* of
 its script: every file under ``pipeline/`` and ``stages/`` reachable through ``import`` statements,
-including imports inside functions (lazy imports) and a package's ``__init__.py`` on the way to
-its submodules. It then compares the closure with the stage's deps:
+including imports inside functions (lazy imports), a package's ``__init__.py`` on the way to
+its submodules, and every module of a package whose ``__init__.py`` discovers its submodules with
+``pkgutil.iter_modules(__path__)`` (the family registry). It then compares the closure with the stage's deps:
 
 - **missing**: a closure file that no dep line covers (a file line, or a directory line above it);
 - **unneeded**: a code dep line (under ``pipeline/`` or ``stages/``) that covers no closure file;
@@ -76,7 +77,20 @@ def imported_names(path: Path, root: Path = ROOT) -> set[str]:
         for target in targets:
             parts = target.split(".")
             names.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    if path.name == "__init__.py" and discovers_submodules(path):
+        package = ".".join(path.parent.relative_to(root).parts)
+        names.update(f"{package}.{module.stem}" for module in path.parent.glob("*.py") if module.name != "__init__.py")
     return names
+
+
+def discovers_submodules(path: Path) -> bool:
+    """Whether a package's ``__init__.py`` imports all its submodules at run time: it calls
+    ``pkgutil.iter_modules(__path__)`` (a name-based import the ``import`` statements do not show)."""
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "iter_modules"
+                and node.args and isinstance(node.args[0], ast.Name) and node.args[0].id == "__path__"):
+            return True
+    return False
 
 
 def import_closure(script: Path, root: Path = ROOT) -> set[Path]:

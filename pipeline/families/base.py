@@ -93,6 +93,7 @@ class Family:
     """The defaults every family inherits; subclasses implement ``build``, ``optimizers``,
     ``train_step`` and ``sample`` and override the hooks where they differ."""
 
+    family_name: ClassVar[str | None] = None  # `family:` in params.yaml; None: a shared base, not a family
     sampling_net_name: ClassVar[str] = "G_ema"
     saved_net_names: ClassVar[tuple[str, ...]] = ("G_ema",)  # what models/<variant>/ keeps (the sampling net first)
     report_sections: ClassVar[tuple[ReportTable, ...]] = ()

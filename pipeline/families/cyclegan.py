@@ -47,6 +47,7 @@ def lr_factor(epoch: int, epochs: int, decay: int) -> float:
 
 class CycleGANFamily(Family):
     """A translation family: ``translates`` is True (its config class says so)."""
+    family_name = "cyclegan"  # `family: cyclegan` in params.yaml
 
     sampling_net_name = "G_AB"
     saved_net_names = ("G_AB", "G_BA")

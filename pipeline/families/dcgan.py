@@ -24,6 +24,7 @@ from pipeline.models.packing import PackedDiscriminator
 
 class DCGANFamily(LatentGANFamily):
     """Constructed per variant: ``DCGANFamily(cfg)`` knows its loss, augmentation and EMA decay."""
+    family_name = "dcgan"  # `family: dcgan` in params.yaml
 
     cfg: DcganConfig
     gan_vs_vae_side = "GAN"  # the report's GAN vs VAE comparison takes the first unconditional DCGAN

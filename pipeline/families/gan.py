@@ -35,6 +35,7 @@ class Reshape(nn.Module):
 
 
 class GANFamily(LatentGANFamily):
+    family_name = "gan"  # `family: gan` in params.yaml
     cfg: GanConfig
     compares_generator_losses = True  # the report's minimax vs non-saturating gradient plot
 

@@ -31,6 +31,7 @@ from pipeline.models.stylegan import StyleDiscriminator, StyleGenerator, mixed_l
 
 
 class StyleGANFamily(Family):
+    family_name = "stylegan"  # `family: stylegan` in params.yaml
     report_sections = (ReportTable("StyleGAN", (
         "Perceptual path length (squared evaluator-feature distance / eps^2 between images 1e-4 apart on "
         "a path between two latents, 1st-99th percentile): lower is smoother. Style mixing: images taking the "

@@ -18,6 +18,7 @@ from pipeline.models.vae import vae_networks
 
 
 class VAEFamily(Family):
+    family_name = "vae"  # `family: vae` in params.yaml
     sampling_net_name = "Dec"
     saved_net_names = ("Dec", "E")
     gan_vs_vae_side = "VAE"

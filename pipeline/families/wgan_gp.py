@@ -31,6 +31,7 @@ from pipeline.models.dcgan import DCGANDiscriminator, DCGANGenerator
 
 class WGANGPFamily(LatentGANFamily):
     """Adam, the EMA generator and latent sampling come from :class:`LatentGANFamily`; the step is WGAN-GP's."""
+    family_name = "wgan_gp"  # `family: wgan_gp` in params.yaml
 
     cfg: WganGpConfig
     gan_vs_vae_side = "GAN"

@@ -40,6 +40,10 @@ def test_closure_follows_lazy_imports_and_parent_packages():
     assert {"pipeline/__init__.py", "pipeline/train/__init__.py", "pipeline/tracking.py",
             "stages/_common.py", "pipeline/train/launcher.py"} <= closure
     assert "pipeline/report.py" not in closure and "stages/evaluate.py" not in closure
+    # The family registry imports every module of its package by name (no import statement names
+    # them): the closure still holds each family.
+    families = {f"pipeline/families/{p.name}" for p in (ROOT / "pipeline" / "families").glob("*.py")}
+    assert families <= closure
     # The loop receives a tuning trial's objective; training alone never loads tuning or evaluation.
     assert not {"pipeline/objective.py", "pipeline/evaluation.py", "pipeline/tune/trials.py"} & closure
 
