@@ -114,14 +114,28 @@ def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_mlflow_server_script_refuses_unsafe_set_ups_before_starting(tmp_path):
-    exposed = _serve(tmp_path, MLFLOW_HOST="0.0.0.0")
-    assert exposed.returncode != 0 and "set MLFLOW_ALLOWED_HOSTS" in exposed.stderr
+    data = tmp_path / "data"
+    # A non-loopback host without auth is refused in one line, before anything is created or started
+    # (MLFLOW_BIN=true would "start" the server with exit 0: the refusal comes first).
+    exposed = _serve(data, MLFLOW_HOST="0.0.0.0", MLFLOW_ALLOWED_HOSTS="mlflow.internal:5000", MLFLOW_BIN="true")
+    assert exposed.returncode == 2 and exposed.stderr.splitlines() == [
+        "infra/mlflow/serve.sh: MLFLOW_HOST=0.0.0.0 exposes the server without authentication: set MLFLOW_AUTH=1 "
+        "(allowed without it: 127.0.0.1, localhost, ::1)"], exposed.stderr
+    assert exposed.stdout == "" and not data.exists()
+    no_hosts = _serve(data, MLFLOW_HOST="10.0.0.5", MLFLOW_AUTH="1", MLFLOW_BIN="true")
+    assert no_hosts.returncode == 2 and len(no_hosts.stderr.splitlines()) == 1
+    assert "MLFLOW_HOST=10.0.0.5 exposes the server: set MLFLOW_ALLOWED_HOSTS" in no_hosts.stderr
     no_password = _serve(tmp_path, MLFLOW_AUTH="1", MLFLOW_FLASK_SERVER_SECRET_KEY="k")
     assert no_password.returncode == 2 and "set MLFLOW_AUTH_ADMIN_PASSWORD" in no_password.stderr
     # A safe set-up reaches the server command (here `false`, so nothing starts); a database password
     # is masked in what it prints.
-    local = _serve(tmp_path, MLFLOW_BACKEND_STORE_URI="postgresql://mlflow:s3cret@db:5432/mlflow")
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    local = _serve(loose, MLFLOW_BACKEND_STORE_URI="postgresql://mlflow:s3cret@db:5432/mlflow")
     assert "MLflow tracking server: http://127.0.0.1:5000 (backend postgresql://mlflow:***@db:5432/mlflow" in local.stderr
     assert "s3cret" not in local.stderr and local.returncode == 1
-    open_server = _serve(tmp_path, MLFLOW_HOST="0.0.0.0", MLFLOW_ALLOWED_HOSTS="mlflow.internal:5000")
-    assert "warning: exposed on 0.0.0.0 without MLFLOW_AUTH=1" in open_server.stderr
+    assert loose.stat().st_mode & 0o777 == 0o700  # the data directory is this user's only, even one made before
+    exposed_with_auth = _serve(data, MLFLOW_HOST="0.0.0.0", MLFLOW_ALLOWED_HOSTS="mlflow.internal:5000",
+                               MLFLOW_AUTH="1", MLFLOW_AUTH_ADMIN_PASSWORD="pw", MLFLOW_FLASK_SERVER_SECRET_KEY="k")
+    assert exposed_with_auth.returncode == 1 and "basic auth" in exposed_with_auth.stderr  # reached `false`
+    assert data.stat().st_mode & 0o777 == 0o700 and (data / "basic_auth.ini").stat().st_mode & 0o777 == 0o600
