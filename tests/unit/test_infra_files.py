@@ -68,8 +68,31 @@ def test_kuberay_manifests_have_the_fields_kuberay_needs(name):
         for container in _containers(template):
             requests = container["resources"]["requests"]
             assert {"cpu", "memory"} <= set(requests) and container["image"]
-            assert {"MLFLOW_TRACKING_URI", "GAN_LAB_STORAGE"} <= {e["name"] for e in container["env"]}
+            env = {e["name"]: e for e in container["env"]}
+            assert {"MLFLOW_TRACKING_URI", "GAN_LAB_STORAGE"} <= set(env)
+            _assert_token_auth(env)
     assert _containers(groups["gpu"]["template"])[0]["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    if manifest["kind"] == "RayJob":  # the submitter pod runs `ray job submit`: it needs the token too
+        _assert_token_auth({e["name"]: e for e in _containers(manifest["spec"]["submitterPodTemplate"])[0]["env"]})
+
+
+def _assert_token_auth(env: dict[str, dict]) -> None:
+    """Ray's token authentication on, with the token from a Secret (never a literal in the manifest)."""
+    assert env["RAY_AUTH_MODE"]["value"] == "token", env
+    assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "gan-lab-ray-auth", env
+
+
+def test_cluster_launcher_nodes_start_ray_with_token_auth_and_node_credentials():
+    cluster = yaml.safe_load((INFRA / "ray/cluster.yaml").read_text())
+    secrets_dir = "/home/ubuntu/gan-lab-secrets"
+    assert cluster["file_mounts"][secrets_dir] == "~/.gan-lab"
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = " ".join(cluster[key])
+        assert "export RAY_AUTH_MODE=token" in start and f"RAY_AUTH_TOKEN_PATH={secrets_dir}/ray_auth_token" in start
+        assert f". {secrets_dir}/node.env" in start and start.index("node.env") < start.index("ray start")
+    # and the job's runtime env (kept in Ray's job table) names no secret
+    job_env = yaml.safe_load((INFRA / "ray/runtime_env.yaml").read_text())["env_vars"]
+    assert not {"MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "RAY_AUTH_TOKEN"} & set(job_env), job_env
 
 
 def test_the_image_pins_the_project_s_ray():
