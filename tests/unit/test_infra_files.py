@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -162,3 +163,23 @@ def test_mlflow_server_script_refuses_unsafe_set_ups_before_starting(tmp_path):
                                MLFLOW_AUTH="1", MLFLOW_AUTH_ADMIN_PASSWORD="pw", MLFLOW_FLASK_SERVER_SECRET_KEY="k")
     assert exposed_with_auth.returncode == 1 and "basic auth" in exposed_with_auth.stderr  # reached `false`
     assert data.stat().st_mode & 0o777 == 0o700 and (data / "basic_auth.ini").stat().st_mode & 0o777 == 0o600
+
+
+def _job_sh(workdir: Path, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(INFRA / "ray/job.sh"), *command], cwd=workdir, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "GAN_LAB_PYTHON": sys.executable})
+
+
+def test_a_job_on_a_cluster_with_another_ray_is_refused_before_it_runs(tmp_path):
+    lock = (ROOT / "requirements.lock").read_text()
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    (upload / "requirements.lock").write_text(lock)
+    same = _job_sh(upload, "touch", "ran")  # this machine's Ray is the lock's: the command runs (in its copy)
+    assert same.returncode == 0 and "running 'touch ran'" in same.stderr, same.stderr
+    (upload / "requirements.lock").write_text(re.sub(r"^ray==\S+", "ray==2.9.3", lock, flags=re.MULTILINE))
+    other = _job_sh(upload, "bash", "-c", f"touch {tmp_path}/ran")
+    assert other.returncode == 2 and other.stderr.splitlines() == [
+        f"infra/ray/job.sh: this Ray cluster runs Ray {ray.__version__}, requirements.lock pins ray==2.9.3: submit to "
+        "a cluster whose image or setup installs ray==2.9.3 (infra/README.md), or change the lock (make lock)"]
+    assert not (tmp_path / "ran").exists()  # refused before the command
