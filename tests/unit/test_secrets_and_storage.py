@@ -73,14 +73,19 @@ def test_cluster_storage_must_be_shared_or_declared_shared(tmp_path):
     assert cluster_storage_problems("/data/runs", {**local, "GAN_LAB_STORAGE_SHARED": "1"}, mounts) == []
 
 
-def test_train_stage_refuses_node_local_storage_on_a_cluster_before_ray(tmp_path):
+def _train_stage(tmp_path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """stages/train.py on tiny params in ``tmp_path`` (no prepared data: it must stop before needing it)."""
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
+    return subprocess.run([sys.executable, str(ROOT / "stages/train.py"), "--variant", "dcgan", "--data", "x.npz",
+                           "--out", str(tmp_path / "model"), "--plots", str(tmp_path / "p.csv"),
+                           "--params", str(tmp_path / "params.yaml"), *args],
+                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_train_stage_refuses_node_local_storage_on_a_cluster_before_ray(tmp_path):
     env = {key: value for key, value in os.environ.items() if key not in ("GAN_LAB_STORAGE", "GAN_LAB_STORAGE_SHARED")}
     env["RAY_ADDRESS"] = "10.0.0.1:6379"  # nothing listens there: a stage that tried to join would hang, not exit 2
-    done = subprocess.run([sys.executable, str(ROOT / "stages/train.py"), "--variant", "dcgan", "--data", "x.npz",
-                           "--out", str(tmp_path / "model"), "--plots", str(tmp_path / "p.csv"),
-                           "--params", str(tmp_path / "params.yaml")],
-                          cwd=tmp_path, capture_output=True, text=True, env=env, timeout=120)
+    done = _train_stage(tmp_path, env)
     assert done.returncode == 2, done.stderr
     assert done.stderr.strip() == (
         "error: GAN_LAB_STORAGE is unset: checkpoints would go to .ray_runs on one node only on the Ray cluster "
@@ -90,12 +95,8 @@ def test_train_stage_refuses_node_local_storage_on_a_cluster_before_ray(tmp_path
 
 
 def test_stage_error_lines_mask_a_password_in_the_tracking_uri(tmp_path):
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
     env["MLFLOW_TRACKING_URI"] = "http://alice:s3cret@127.0.0.1:9"  # port 9: nothing listens
-    done = subprocess.run([sys.executable, str(ROOT / "stages/train.py"), "--variant", "dcgan", "--data", "x.npz",
-                           "--out", str(tmp_path / "model"), "--plots", str(tmp_path / "p.csv"),
-                           "--storage", str(tmp_path / "ray"), "--params", str(tmp_path / "params.yaml")],
-                          capture_output=True, text=True, env=env, timeout=120)
+    done = _train_stage(tmp_path, env, "--storage", str(tmp_path / "ray"))
     assert done.returncode == 2 and "s3cret" not in done.stderr + done.stdout, done.stderr
     assert "MLFLOW_TRACKING_URI=http://alice:***@127.0.0.1:9: the MLflow tracking server is unreachable" in done.stderr
