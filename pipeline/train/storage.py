@@ -62,11 +62,11 @@ def cluster_storage_problems(location: str, env: Mapping[str, str] = os.environ,
     fix = (f"set {STORAGE_ENV} to an s3://, gs:// or abfs:// URI or a path every node mounts "
            f"({SHARED_ENV}=1 declares a mount shared)")
     cluster = f"on the Ray cluster RAY_ADDRESS={env['RAY_ADDRESS']}"
+    fs_type = filesystem_type(path, mounts)
+    if fs_type in NETWORK_FS:  # (also a --storage path given without the variable)
+        return []
     if not env.get(STORAGE_ENV):
         return [f"{STORAGE_ENV} is unset: checkpoints would go to {path} on one node only {cluster}; {fix}"]
-    fs_type = filesystem_type(path, mounts)
-    if fs_type in NETWORK_FS:
-        return []
     return [f"{STORAGE_ENV}={location}: a node-local path (filesystem {fs_type or 'unknown'}) {cluster}: a worker "
             f"restarted on another node could not resume from it; {fix}"]
 

@@ -71,6 +71,7 @@ def test_cluster_storage_must_be_shared_or_declared_shared(tmp_path):
     for fine in ("/mnt/shared/ray_runs", "s3://bucket/runs", "gs://bucket/runs"):
         assert cluster_storage_problems(fine, {**cluster, "GAN_LAB_STORAGE": fine}, mounts) == [], fine
     assert cluster_storage_problems("/data/runs", {**local, "GAN_LAB_STORAGE_SHARED": "1"}, mounts) == []
+    assert cluster_storage_problems("/mnt/shared/runs", cluster, mounts) == []  # `--storage` on NFS, no variable
 
 
 def _train_stage(tmp_path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
