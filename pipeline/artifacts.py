@@ -36,6 +36,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from pipeline.redact import mask_credentials
+
 # models/<variant>/ (and, for CONFIG_FILE and HISTORY_FILE, a checkpoint directory too)
 GENERATOR_FILE = "generator.pt"
 CONFIG_FILE = "config.json"
@@ -176,6 +178,9 @@ def read_generator(model_dir: str | Path) -> tuple[dict[str, Any], dict[str, Any
 
 
 def write_run_info(model_dir: str | Path, info: dict[str, Any]) -> None:
+    """Write ``run.json``; a password inside its ``tracking_uri`` is masked (a DVC output is shared)."""
+    if info.get("tracking_uri"):
+        info = {**info, "tracking_uri": mask_credentials(info["tracking_uri"])}
     write_json(Path(model_dir) / RUN_FILE, info)
 
 

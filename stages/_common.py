@@ -18,6 +18,7 @@ from pipeline import numerics  # noqa: E402
 numerics.configure_torch()
 
 from pipeline.config import ConfigError, Params, load_params  # noqa: E402
+from pipeline.redact import mask_credentials  # noqa: E402
 
 
 def setup_logging() -> None:
@@ -25,7 +26,8 @@ def setup_logging() -> None:
 
 
 def params_or_exit(path: str = "params.yaml", check=None) -> Params:
-    """Load params; on any problem print one line each to stderr and exit 2 before any work."""
+    """Load params; on any problem print one line each to stderr and exit 2 before any work
+    (a password inside a URI the line names, e.g. MLFLOW_TRACKING_URI, is masked)."""
     try:
         params = load_params(path)
         if check is not None:
@@ -33,5 +35,5 @@ def params_or_exit(path: str = "params.yaml", check=None) -> Params:
         return params
     except ConfigError as err:
         for line in err.problems:
-            print(f"error: {line}", file=sys.stderr)
+            print(f"error: {mask_credentials(line)}", file=sys.stderr)
         sys.exit(2)

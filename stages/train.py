@@ -7,10 +7,18 @@ import sys
 from pathlib import Path
 
 from _common import ROOT, params_or_exit, setup_logging
+from pipeline.config import ConfigError, Params
 from pipeline.artifacts import read_json
 from pipeline.data import meta_path
 from pipeline.train.driver import TrainingDiverged, check_runtime, train_variant
-from pipeline.train.storage import STORAGE_ENV
+from pipeline.train.storage import STORAGE_ENV, cluster_storage_problems
+
+
+def check(params: Params, variant: str, storage: str, n_train: int | None) -> None:
+    """Storage a cluster cannot share (before Ray is joined), then the runtime checks of the driver."""
+    if problems := cluster_storage_problems(storage):
+        raise ConfigError(problems)
+    check_runtime(params, variant, ROOT, n_train)
 
 
 def main() -> None:
@@ -28,7 +36,7 @@ def main() -> None:
     meta = meta_path(args.data)
     sizes = read_json(meta) if meta.is_file() else None  # two domains: the smaller fills a batch
     n_train = min(sizes["n_train"], sizes.get("n_train_b", sizes["n_train"])) if sizes else None
-    params = params_or_exit(args.params, lambda p: check_runtime(p, args.variant, ROOT, n_train))
+    params = params_or_exit(args.params, lambda p: check(p, args.variant, args.storage, n_train))
     try:
         metrics = train_variant(params, args.variant, Path(args.data), Path(args.out), Path(args.plots),
                                 args.storage, ROOT)  # a string: Path() would mangle s3://bucket into s3:/bucket

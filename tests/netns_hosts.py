@@ -105,20 +105,22 @@ class TwoHosts:
         return process
 
     # -- services -------------------------------------------------------------------------------
-    def start_ray(self) -> None:
+    def start_ray(self, node_env: dict[str, str] | None = None) -> None:
         """Head on host 1, worker on host 2; one CPU each, so two 1-CPU Train workers land one per host.
         Gloo finds its interface by the machine's host name, which has no address inside a
-        namespace: GLOO_SOCKET_IFNAME names each host's own interface."""
+        namespace: GLOO_SOCKET_IFNAME names each host's own interface. ``node_env`` is the nodes' own
+        environment (secrets such as MLflow credentials), which every Ray worker on them inherits."""
+        node_env = node_env or {}
         head = self.start_in(1, [str(BIN / "ray"), "start", "--head", "--block", f"--node-ip-address={self.host_ip[1]}",
                           f"--port={GCS_PORT}", "--num-cpus=1", '--resources={"host1": 1}',
                           "--include-dashboard=true", f"--dashboard-host={self.host_ip[1]}",
                           f"--dashboard-port={DASHBOARD_PORT}", f"--temp-dir={self.ray_tmp[1]}",
-                          *NODE_PORTS], "ray-host1.log", env={"GLOO_SOCKET_IFNAME": self.dev[1]})
+                          *NODE_PORTS], "ray-host1.log", env={**node_env, "GLOO_SOCKET_IFNAME": self.dev[1]})
         self.wait_http(1, f"{self.dashboard}/api/version", 60, head, "ray-host1.log")
         worker = self.start_in(2, [str(BIN / "ray"), "start", "--block", f"--address={self.host_ip[1]}:{GCS_PORT}",
                           f"--node-ip-address={self.host_ip[2]}", "--num-cpus=1", '--resources={"host2": 1}',
                           f"--temp-dir={self.ray_tmp[2]}", *NODE_PORTS],
-                      "ray-host2.log", env={"GLOO_SOCKET_IFNAME": self.dev[2]})
+                      "ray-host2.log", env={**node_env, "GLOO_SOCKET_IFNAME": self.dev[2]})
         deadline = time.time() + 90
         while time.time() < deadline:
             self._check_alive(worker, "ray-host2.log")

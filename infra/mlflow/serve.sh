@@ -3,7 +3,8 @@
 # variable with a safe default; see infra/README.md.
 #
 #   infra/mlflow/serve.sh                                   # http://127.0.0.1:5000, SQLite, local artifacts
-#   MLFLOW_HOST=0.0.0.0 MLFLOW_ALLOWED_HOSTS=mlflow.internal:5000 infra/mlflow/serve.sh   # exposed
+#   MLFLOW_HOST=0.0.0.0 MLFLOW_ALLOWED_HOSTS=mlflow.internal:5000 MLFLOW_AUTH=1 ... infra/mlflow/serve.sh  # exposed
+#   (a host other than 127.0.0.1/localhost/::1 is refused without MLFLOW_AUTH=1; the data dir is made 0700)
 #   MLFLOW_BACKEND_STORE_URI=postgresql://mlflow:PW@db:5432/mlflow \
 #   MLFLOW_ARTIFACTS_DESTINATION=s3://team-bucket/mlflow infra/mlflow/serve.sh             # PostgreSQL + S3
 #   MLFLOW_AUTH=1 MLFLOW_AUTH_ADMIN_PASSWORD=... MLFLOW_FLASK_SERVER_SECRET_KEY=... infra/mlflow/serve.sh
@@ -23,12 +24,20 @@ WORKERS="${MLFLOW_WORKERS:-2}"
 
 fail() { echo "infra/mlflow/serve.sh: $*" >&2; exit 2; }
 
+# A server reachable from other machines must check passwords: without MLflow's auth app anyone who
+# reaches it can read, change and delete every run (and, through the artifact proxy, the store).
 case "$HOST" in
   127.0.0.1|localhost|::1) ALLOWED="${MLFLOW_ALLOWED_HOSTS:-}" ;;
-  *) ALLOWED="${MLFLOW_ALLOWED_HOSTS:?MLFLOW_HOST=$HOST exposes the server: set MLFLOW_ALLOWED_HOSTS to the host:port names clients use (e.g. mlflow.internal:$PORT)}" ;;
+  *) [ "${MLFLOW_AUTH:-0}" = 1 ] \
+       || fail "MLFLOW_HOST=$HOST exposes the server without authentication: set MLFLOW_AUTH=1 (allowed without it: 127.0.0.1, localhost, ::1)"
+     ALLOWED="${MLFLOW_ALLOWED_HOSTS:-}"
+     [ -n "$ALLOWED" ] \
+       || fail "MLFLOW_HOST=$HOST exposes the server: set MLFLOW_ALLOWED_HOSTS to the host:port names clients use (e.g. mlflow.internal:$PORT)" ;;
 esac
 
-mkdir -p "$DATA_DIR"
+# The data directory holds the run database, the auth database and its config: this user's only.
+(umask 077; mkdir -p "$DATA_DIR")
+chmod 700 "$DATA_DIR"
 case "$ARTIFACTS" in *://*) ;; *) mkdir -p "$ARTIFACTS" ;; esac
 
 # The backend URI may hold a database password: it goes to mlflow through the environment (which
@@ -62,10 +71,6 @@ INI
   args+=(--app-name basic-auth)
 fi
 
-if [ -n "$ALLOWED" ] && [ "${MLFLOW_AUTH:-0}" != 1 ]; then
-  echo "infra/mlflow/serve.sh: warning: exposed on $HOST without MLFLOW_AUTH=1: anyone who reaches it can read," \
-       "change and delete runs (--allowed-hosts only guards against DNS rebinding)" >&2
-fi
 masked_backend="$(printf '%s' "$BACKEND" | sed -E 's#://([^:/@]*):[^@]*@#://\1:***@#')"
 echo "MLflow tracking server: http://$HOST:$PORT (backend $masked_backend, artifacts $ARTIFACTS${ALLOWED:+, allowed hosts $ALLOWED}$([ "${MLFLOW_AUTH:-0}" = 1 ] && echo ", basic auth"))" >&2
 exec "${MLFLOW_BIN:-mlflow}" "${args[@]}"

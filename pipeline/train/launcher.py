@@ -98,14 +98,19 @@ def cluster_resources() -> dict[str, float]:
     return ray.cluster_resources()
 
 
-# What Ray's workers need from the driver's environment: MLflow's server address and credentials
+# What Ray's workers need from the driver's environment: MLflow's server address and user name
 # (rank 0 logs), the experiment name, the report polling interval, and every GAN_LAB_* setting (the
 # checkpoint storage, the bit-reproducible switch, and the import recorder of the DVC deps check,
 # tests/importlog), and the variables that select the numerics' kernels (pipeline.numerics): a worker
 # computes like its driver, and with GAN_LAB_BITWISE=1 starts with them pinned.
+# Secrets (MLFLOW_TRACKING_PASSWORD, MLFLOW_TRACKING_TOKEN) are never forwarded: Ray keeps a
+# runtime env in its job table, readable by whoever reaches the dashboard. An embedded Ray's workers
+# inherit them from this process; a cluster's nodes get them from their own environment (a
+# Kubernetes Secret, the launcher's `ray start` environment: infra/README.md).
+SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 FORWARDED_ENV = (*PINNED_ENV, TRAIN_POLL_ENV, "MLFLOW_TRACKING_URI", "MLFLOW_TRACKING_USERNAME",
-                 "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "MLFLOW_TRACKING_INSECURE_TLS",
-                 "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_EXPERIMENT_NAME", STORAGE_ENV)
+                 "MLFLOW_TRACKING_INSECURE_TLS", "MLFLOW_TRACKING_SERVER_CERT_PATH", "MLFLOW_EXPERIMENT_NAME",
+                 STORAGE_ENV)
 FORWARDED_PREFIX = "GAN_LAB_"
 
 

@@ -32,7 +32,7 @@ def hosts(tmp_path_factory):
     try:
         hosts.create_network()
         hosts.start_mlflow()  # starts while Ray comes up
-        hosts.start_ray()
+        hosts.start_ray(node_env=hosts.mlflow_credentials())  # the nodes hold the secret, not the jobs
         hosts.wait_mlflow()
         yield hosts
     finally:
@@ -68,8 +68,9 @@ def submit(hosts: TwoHosts, project: Path, env_file: Path, submission_id: str) -
 
 def test_job_spans_both_hosts_survives_a_killed_worker_and_logs_one_mlflow_run(hosts, project):
     storage = hosts.workdir / "shared" / "ray_runs"  # the shared storage every node reaches
+    # No credentials in the runtime env: the workers and the job's driver inherit them from their node.
     env_file = runtime_env(hosts, MLFLOW_TRACKING_URI=hosts.mlflow_uri, GAN_LAB_STORAGE=str(storage),
-                           **hosts.mlflow_credentials())
+                           GAN_LAB_STORAGE_SHARED="1")  # one machine's disk: shared by both "hosts"
     started = time.time()
     job = submit(hosts, project, env_file, "train-dcgan")
 
@@ -118,11 +119,45 @@ print(json.dumps({{"runs": len(runs), "workers": json.loads(run.data.tags["ray.w
     assert found["last_step"] == EPOCHS * STEPS_PER_EPOCH
     assert found["models"] >= 1  # the generator, logged through the server's artifact proxy
 
+    # Ray's job table (what the dashboard shows anyone with the token) holds no MLflow password.
+    jobs = job_table(hosts)
+    assert "train-dcgan" in [job.get("submission_id") for job in jobs]
+    assert hosts.mlflow_password not in json.dumps(jobs)
+
+
+def job_table(hosts: TwoHosts) -> list[dict]:
+    """Ray's job table as the dashboard serves it (``/api/jobs/``), read with the cluster's token."""
+    return hosts.python_in(1, f"""
+import json, os, urllib.request
+request = urllib.request.Request({hosts.dashboard + "/api/jobs/"!r},
+                                 headers={{"Authorization": "Bearer " + os.environ["RAY_AUTH_TOKEN"]}})
+print(json.dumps(json.loads(urllib.request.urlopen(request, timeout=30).read())))
+""")
+
+
+# A client without the token (no auth mode: no header, HTTP 401) and one with a wrong token (HTTP 403).
+INTRUDERS = {"no-token": ({"RAY_AUTH_MODE": "disabled"}, "Authentication required"),
+             "wrong-token": ({"RAY_AUTH_TOKEN": "not-the-token"}, "Authentication failed")}
+
+
+@pytest.mark.parametrize("intruder", list(INTRUDERS))
+def test_a_job_submitted_without_the_cluster_s_token_is_refused(hosts, tmp_path, intruder):
+    client_env, refusal = INTRUDERS[intruder]
+    marker = tmp_path / "ran"
+    done = hosts.run_in(1, [str(BIN / "ray"), "job", "submit", "--address", hosts.dashboard, "--submission-id",
+                            f"intruder-{intruder}", "--", "touch", str(marker)], 60,
+                        env={**client_env, "HOME": str(tmp_path)})  # (no ~/.ray/auth_token to fall back on)
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and refusal in said, said[-3000:]
+    assert not marker.exists()
+    # It never reached the job table (listed with the token).
+    assert f"intruder-{intruder}" not in [job.get("submission_id") for job in job_table(hosts)]
+
 
 def test_unreachable_mlflow_server_fails_the_job_before_training(hosts, project):
     storage = hosts.workdir / "shared-unreachable"
     nowhere = f"http://{hosts.host_ip[1]}:5999"  # nothing listens there
-    env_file = runtime_env(hosts, MLFLOW_TRACKING_URI=nowhere, GAN_LAB_STORAGE=str(storage))
+    env_file = runtime_env(hosts, MLFLOW_TRACKING_URI=nowhere, GAN_LAB_STORAGE=str(storage), GAN_LAB_STORAGE_SHARED="1")
     started = time.time()
     job = submit(hosts, project, env_file, "unreachable")
     assert job.wait(timeout=120) != 0
@@ -134,8 +169,9 @@ def test_unreachable_mlflow_server_fails_the_job_before_training(hosts, project)
 
 def test_refused_mlflow_credentials_fail_the_job_before_training(hosts, project):
     storage = hosts.workdir / "shared-refused"
+    # (a wrong password given to this job only, overriding the node's: never do this with a real one)
     env_file = runtime_env(hosts, MLFLOW_TRACKING_URI=hosts.mlflow_uri, GAN_LAB_STORAGE=str(storage),
-                           **hosts.mlflow_credentials(password="not-the-password"))
+                           GAN_LAB_STORAGE_SHARED="1", **hosts.mlflow_credentials(password="not-the-password"))
     job = submit(hosts, project, env_file, "refused")
     assert job.wait(timeout=120) != 0
     log = (hosts.workdir / "refused.log").read_text()

@@ -38,6 +38,7 @@ def run(cmd: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedPr
 def repo_copy(tmp_path_factory, ray_cluster) -> Path:
     """The repository's tracked files (as a fresh clone has them) with tiny params, committed."""
     SHARED_RAY["RAY_ADDRESS"] = ray_cluster.get_runtime_context().gcs_address
+    SHARED_RAY["GAN_LAB_STORAGE_SHARED"] = "1"  # a one-machine "cluster": its local storage is shared
     target = tmp_path_factory.mktemp("repo")
     files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
                            check=True).stdout.split("\0")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -68,8 +69,31 @@ def test_kuberay_manifests_have_the_fields_kuberay_needs(name):
         for container in _containers(template):
             requests = container["resources"]["requests"]
             assert {"cpu", "memory"} <= set(requests) and container["image"]
-            assert {"MLFLOW_TRACKING_URI", "GAN_LAB_STORAGE"} <= {e["name"] for e in container["env"]}
+            env = {e["name"]: e for e in container["env"]}
+            assert {"MLFLOW_TRACKING_URI", "GAN_LAB_STORAGE"} <= set(env)
+            _assert_token_auth(env)
     assert _containers(groups["gpu"]["template"])[0]["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    if manifest["kind"] == "RayJob":  # the submitter pod runs `ray job submit`: it needs the token too
+        _assert_token_auth({e["name"]: e for e in _containers(manifest["spec"]["submitterPodTemplate"])[0]["env"]})
+
+
+def _assert_token_auth(env: dict[str, dict]) -> None:
+    """Ray's token authentication on, with the token from a Secret (never a literal in the manifest)."""
+    assert env["RAY_AUTH_MODE"]["value"] == "token", env
+    assert env["RAY_AUTH_TOKEN"]["valueFrom"]["secretKeyRef"]["name"] == "gan-lab-ray-auth", env
+
+
+def test_cluster_launcher_nodes_start_ray_with_token_auth_and_node_credentials():
+    cluster = yaml.safe_load((INFRA / "ray/cluster.yaml").read_text())
+    secrets_dir = "/home/ubuntu/gan-lab-secrets"
+    assert cluster["file_mounts"][secrets_dir] == "~/.gan-lab"
+    for key in ("head_start_ray_commands", "worker_start_ray_commands"):
+        start = " ".join(cluster[key])
+        assert "export RAY_AUTH_MODE=token" in start and f"RAY_AUTH_TOKEN_PATH={secrets_dir}/ray_auth_token" in start
+        assert f". {secrets_dir}/node.env" in start and start.index("node.env") < start.index("ray start")
+    # and the job's runtime env (kept in Ray's job table) names no secret
+    job_env = yaml.safe_load((INFRA / "ray/runtime_env.yaml").read_text())["env_vars"]
+    assert not {"MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "RAY_AUTH_TOKEN"} & set(job_env), job_env
 
 
 def test_the_image_pins_the_project_s_ray():
@@ -114,14 +138,48 @@ def _serve(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_mlflow_server_script_refuses_unsafe_set_ups_before_starting(tmp_path):
-    exposed = _serve(tmp_path, MLFLOW_HOST="0.0.0.0")
-    assert exposed.returncode != 0 and "set MLFLOW_ALLOWED_HOSTS" in exposed.stderr
+    data = tmp_path / "data"
+    # A non-loopback host without auth is refused in one line, before anything is created or started
+    # (MLFLOW_BIN=true would "start" the server with exit 0: the refusal comes first).
+    exposed = _serve(data, MLFLOW_HOST="0.0.0.0", MLFLOW_ALLOWED_HOSTS="mlflow.internal:5000", MLFLOW_BIN="true")
+    assert exposed.returncode == 2 and exposed.stderr.splitlines() == [
+        "infra/mlflow/serve.sh: MLFLOW_HOST=0.0.0.0 exposes the server without authentication: set MLFLOW_AUTH=1 "
+        "(allowed without it: 127.0.0.1, localhost, ::1)"], exposed.stderr
+    assert exposed.stdout == "" and not data.exists()
+    no_hosts = _serve(data, MLFLOW_HOST="10.0.0.5", MLFLOW_AUTH="1", MLFLOW_BIN="true")
+    assert no_hosts.returncode == 2 and len(no_hosts.stderr.splitlines()) == 1
+    assert "MLFLOW_HOST=10.0.0.5 exposes the server: set MLFLOW_ALLOWED_HOSTS" in no_hosts.stderr
     no_password = _serve(tmp_path, MLFLOW_AUTH="1", MLFLOW_FLASK_SERVER_SECRET_KEY="k")
     assert no_password.returncode == 2 and "set MLFLOW_AUTH_ADMIN_PASSWORD" in no_password.stderr
     # A safe set-up reaches the server command (here `false`, so nothing starts); a database password
     # is masked in what it prints.
-    local = _serve(tmp_path, MLFLOW_BACKEND_STORE_URI="postgresql://mlflow:s3cret@db:5432/mlflow")
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o755)
+    local = _serve(loose, MLFLOW_BACKEND_STORE_URI="postgresql://mlflow:s3cret@db:5432/mlflow")
     assert "MLflow tracking server: http://127.0.0.1:5000 (backend postgresql://mlflow:***@db:5432/mlflow" in local.stderr
     assert "s3cret" not in local.stderr and local.returncode == 1
-    open_server = _serve(tmp_path, MLFLOW_HOST="0.0.0.0", MLFLOW_ALLOWED_HOSTS="mlflow.internal:5000")
-    assert "warning: exposed on 0.0.0.0 without MLFLOW_AUTH=1" in open_server.stderr
+    assert loose.stat().st_mode & 0o777 == 0o700  # the data directory is this user's only, even one made before
+    exposed_with_auth = _serve(data, MLFLOW_HOST="0.0.0.0", MLFLOW_ALLOWED_HOSTS="mlflow.internal:5000",
+                               MLFLOW_AUTH="1", MLFLOW_AUTH_ADMIN_PASSWORD="pw", MLFLOW_FLASK_SERVER_SECRET_KEY="k")
+    assert exposed_with_auth.returncode == 1 and "basic auth" in exposed_with_auth.stderr  # reached `false`
+    assert data.stat().st_mode & 0o777 == 0o700 and (data / "basic_auth.ini").stat().st_mode & 0o777 == 0o600
+
+
+def _job_sh(workdir: Path, *command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(INFRA / "ray/job.sh"), *command], cwd=workdir, capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "GAN_LAB_PYTHON": sys.executable})
+
+
+def test_a_job_on_a_cluster_with_another_ray_is_refused_before_it_runs(tmp_path):
+    lock = (ROOT / "requirements.lock").read_text()
+    upload = tmp_path / "upload"
+    upload.mkdir()
+    (upload / "requirements.lock").write_text(lock)
+    same = _job_sh(upload, "touch", "ran")  # this machine's Ray is the lock's: the command runs (in its copy)
+    assert same.returncode == 0 and "running 'touch ran'" in same.stderr, same.stderr
+    (upload / "requirements.lock").write_text(re.sub(r"^ray==\S+", "ray==2.9.3", lock, flags=re.MULTILINE))
+    other = _job_sh(upload, "bash", "-c", f"touch {tmp_path}/ran")
+    assert other.returncode == 2 and other.stderr.splitlines() == [
+        f"infra/ray/job.sh: this Ray cluster runs Ray {ray.__version__}, requirements.lock pins ray==2.9.3: submit to "
+        "a cluster whose image or setup installs ray==2.9.3 (infra/README.md), or change the lock (make lock)"]
+    assert not (tmp_path / "ran").exists()  # refused before the command
