@@ -270,8 +270,9 @@ class RunLogger:
         self._buffer += [Metric(k, float(v), now, step) for k, v in scalars.items()]
 
     def flush(self) -> None:
-        for i in range(0, len(self._buffer), 1000):  # log_batch takes at most 1000 metrics per call
-            self.client.log_batch(self.run_id, metrics=self._buffer[i:i + 1000])
+        with _http_retries(self.max_retries):
+            for i in range(0, len(self._buffer), 1000):  # log_batch takes at most 1000 metrics per call
+                self.client.log_batch(self.run_id, metrics=self._buffer[i:i + 1000])
         self._buffer = []
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
