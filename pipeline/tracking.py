@@ -15,7 +15,9 @@ across machines for runs of one config to compare.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from pipeline.environment import describe_environment, environment_tags
+from pipeline.redact import mask_credentials
 
 DEFAULT_EXPERIMENT = "gan-lab"
 ENVIRONMENT_ARTIFACT = "environment.json"
@@ -36,6 +39,21 @@ WORKER_ENVIRONMENT_ARTIFACT = "environment_worker.json"
 def tracking_uri(root: str | Path) -> str:
     """``MLFLOW_TRACKING_URI`` if set, else the embedded SQLite store at ``root/mlflow.db``."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path(root).resolve()}/mlflow.db"
+
+
+def wait_for_server(uri: str, wait_s: float, poll_s: float = 1.0) -> str | None:
+    """None as soon as the tracking server at ``uri`` answers (at once for a local store); else, after
+    trying for ``wait_s`` seconds, a short reason (``ConnectionError for 30 s``). The end of training
+    asks this before it reads the run's tags and logs the model (docs/reliability.md)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        problem = server_problem(uri, timeout_s=max(1.0, min(5.0, wait_s)))
+        if problem is None:
+            return None
+        if time.monotonic() + poll_s > deadline:
+            reason = re.search(r"unreachable \((\w+)\)", problem)
+            return f"{reason.group(1) if reason else problem.split(': ', 1)[-1]} for {wait_s:.0f} s"
+        time.sleep(poll_s)
 
 
 def server_problem(uri: str, timeout_s: float = 10.0) -> str | None:
@@ -57,7 +75,7 @@ def server_problem(uri: str, timeout_s: float = 10.0) -> str | None:
     elif os.environ.get("MLFLOW_TRACKING_USERNAME"):
         auth = (os.environ["MLFLOW_TRACKING_USERNAME"], os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
     verify = os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() != "true"
-    where = f"MLFLOW_TRACKING_URI={uri}"
+    where = f"MLFLOW_TRACKING_URI={mask_credentials(uri)}"
     try:
         answer = requests.post(f"{uri.rstrip('/')}/api/2.0/mlflow/experiments/search", json={"max_results": 1},
                                headers=headers, auth=auth, timeout=timeout_s, verify=verify)
@@ -156,6 +174,24 @@ def end_run(uri: str, run_id: str, status: str, tags: dict[str, str] | None = No
     client.set_terminated(run_id, status)
 
 
+def kill_if_running(uri: str, run_id: str) -> bool:
+    """End an abandoned run KILLED if MLflow still shows it RUNNING; True when it did."""
+    client = MlflowClient(uri)
+    if client.get_run(run_id).info.status != "RUNNING":
+        return False
+    client.set_terminated(run_id, "KILLED")
+    return True
+
+
+def fail_run(uri: str, run_id: str, error: str) -> None:
+    """End a run FAILED with ``error`` (one line) as its ``error`` tag; quick retries (it runs while
+    an exception propagates, and must not hide it for minutes)."""
+    with _http_retries(0):
+        client = MlflowClient(uri)
+        client.set_tag(run_id, "error", error[:5000])
+        client.set_terminated(run_id, "FAILED")
+
+
 def run_tags(uri: str, run_id: str) -> dict[str, str]:
     return dict(MlflowClient(uri).get_run(run_id).data.tags)
 
@@ -190,21 +226,49 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-class RunLogger:
-    """Logs into an existing run by id. Step metrics are buffered and written in batches."""
+@contextlib.contextmanager
+def _http_retries(max_retries: int | None, timeout_s: int = 20):
+    """MLflow's HTTP retries for the calls inside (None: MLflow's own, 7 retries with backoff, minutes
+    against a server that is down). MLflow reads them from the environment at each request, so they
+    are set there for the duration and restored after; a user's own setting is left alone."""
+    names = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": str(max_retries), "MLFLOW_HTTP_REQUEST_TIMEOUT": str(timeout_s)}
+    if max_retries is None or any(name in os.environ for name in names):
+        yield
+        return
+    os.environ.update(names)
+    try:
+        yield
+    finally:
+        for name in names:
+            os.environ.pop(name, None)
 
-    def __init__(self, uri: str, run_id: str):
+
+class RunLogger:
+    """Logs into an existing run by id. Step metrics are buffered and written in batches.
+
+    ``max_retries`` (e.g. 0 for a training worker, whose own retry is the next flush) bounds MLflow's
+    HTTP retries so that a server outage fails a call in seconds instead of minutes.
+    """
+
+    def __init__(self, uri: str, run_id: str, max_retries: int | None = None):
         self.client = MlflowClient(uri)
         self.run_id = run_id
+        self.max_retries = max_retries
         self._buffer: list[Metric] = []
+
+    def log_points(self, points: list[tuple[str, float, int, int]]) -> None:
+        """Write ``(key, value, timestamp_ms, step)`` points in one batch (at most 1000)."""
+        with _http_retries(self.max_retries):
+            self.client.log_batch(self.run_id, metrics=[Metric(k, v, t, s) for k, v, t, s in points])
 
     def log_step(self, scalars: dict[str, float], step: int) -> None:
         now = int(time.time() * 1000)
         self._buffer += [Metric(k, float(v), now, step) for k, v in scalars.items()]
 
     def flush(self) -> None:
-        for i in range(0, len(self._buffer), 1000):  # log_batch takes at most 1000 metrics per call
-            self.client.log_batch(self.run_id, metrics=self._buffer[i:i + 1000])
+        with _http_retries(self.max_retries):
+            for i in range(0, len(self._buffer), 1000):  # log_batch takes at most 1000 metrics per call
+                self.client.log_batch(self.run_id, metrics=self._buffer[i:i + 1000])
         self._buffer = []
 
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
@@ -213,7 +277,8 @@ class RunLogger:
 
     def log_image(self, image: np.ndarray, key: str, step: int) -> None:
         """An image series (``key``, one per ``step``): the MLflow UI shows it with a step slider."""
-        self.client.log_image(self.run_id, image, key=key, step=step)
+        with _http_retries(self.max_retries):
+            self.client.log_image(self.run_id, image, key=key, step=step)
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
@@ -222,8 +287,9 @@ class RunLogger:
         self.client.log_artifacts(self.run_id, str(directory), artifact_path)
 
     def set_tags(self, tags: dict[str, str]) -> None:
-        for key, value in tags.items():
-            self.client.set_tag(self.run_id, key, value)
+        with _http_retries(self.max_retries):
+            for key, value in tags.items():
+                self.client.set_tag(self.run_id, key, value)
 
     def log_environment(self, environment: dict[str, Any]) -> None:
         """Record a training worker's environment in the run its driver created.
@@ -232,11 +298,12 @@ class RunLogger:
         differs from the creator's ``env.<key>`` (on one machine: the threads the worker was given),
         so the run's tag list stays short and a differing value stands out.
         """
-        existing = self.client.get_run(self.run_id).data.tags
-        differs = {f"env.worker.{key.removeprefix('env.')}": value
-                   for key, value in environment_tags(environment).items() if existing.get(key) != value}
-        self.set_tags(differs)
-        self.client.log_dict(self.run_id, environment, WORKER_ENVIRONMENT_ARTIFACT)
+        with _http_retries(self.max_retries):
+            existing = self.client.get_run(self.run_id).data.tags
+            differs = {f"env.worker.{key.removeprefix('env.')}": value
+                       for key, value in environment_tags(environment).items() if existing.get(key) != value}
+            self.set_tags(differs)
+            self.client.log_dict(self.run_id, environment, WORKER_ENVIRONMENT_ARTIFACT)
 
 
 def log_generator_model(uri: str, run_id: str, module: Any, input_example: np.ndarray) -> None:

@@ -10,7 +10,7 @@ from _common import ROOT, params_or_exit, setup_logging
 from pipeline.config import ConfigError, Params
 from pipeline.artifacts import read_json
 from pipeline.data import meta_path
-from pipeline.train.driver import TrainingDiverged, check_runtime, train_variant
+from pipeline.train.driver import TrackingUnavailable, TrainingDiverged, check_runtime, train_variant
 from pipeline.train.storage import STORAGE_ENV, cluster_storage_problems
 
 
@@ -42,6 +42,9 @@ def main() -> None:
                                 args.storage, ROOT)  # a string: Path() would mangle s3://bucket into s3:/bucket
     except TrainingDiverged as err:  # the outputs were left as they were; the reason is one line
         print(f"error: {err.reason}", file=sys.stderr)
+        sys.exit(1)
+    except TrackingUnavailable as err:  # MLflow down at the end: outputs as they were, checkpoints kept
+        print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
     logging.info("trained %s: %s", args.variant, metrics)
 

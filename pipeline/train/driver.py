@@ -24,6 +24,7 @@ import torch
 from pipeline import tracking
 from pipeline.artifacts import HISTORY_FILE, atomic_path, seed_dir, write_history, write_run_info
 from pipeline.config import ConfigError, Params, TrainingConfig, batch_size_problems, config_hash
+from pipeline.redact import mask_credentials
 from pipeline.data import Prepared, load_prepared
 from pipeline.environment import describe_environment
 from pipeline.families import family_for
@@ -31,9 +32,15 @@ from pipeline.sampling import save_generator
 from pipeline.train.checkpoint import load_checkpoint, read_environment, restore
 from pipeline.train.health import DIVERGENCE_TAG, injected_fault_step
 from pipeline.train.loop import TrainJob
+from pipeline.tracking_buffer import one_line, wait_seconds
 from pipeline.train.storage import RunStorage
 
 log = logging.getLogger(__name__)
+
+
+class TrackingUnavailable(RuntimeError):
+    """The MLflow tracking server is unreachable at the end of training; the message is one line and
+    names where the checkpoints are kept (a re-run with the same config resumes from them)."""
 
 
 class TrainingDiverged(RuntimeError):
@@ -128,6 +135,9 @@ def open_run(root: Path, storage: RunStorage | str | Path, variant: str, cfg: Tr
         log.info("starting fresh (the stored run %s)", "finished" if previous.get("finished") else
                  "has another config")
         storage.remove_run(run_name)
+        # Its MLflow run is abandoned: if it still shows RUNNING (a killed process never ended it), say so.
+        if tracking.run_exists(uri, previous["run_id"]) and tracking.kill_if_running(uri, previous["run_id"]):
+            log.info("the abandoned MLflow run %s was RUNNING: ended KILLED", previous["run_id"])
     tags = {"variant": variant, "family": cfg.family, "dataset": cfg.dataset, "dataset_sha256": dataset_sha,
             "seed": str(cfg.seed), "params_hash": digest, "git_commit": tracking.git_commit(root),
             "dvc_stage": f"train@{variant}"}
@@ -161,14 +171,47 @@ def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plo
 
 def _train_one(cfg: TrainingConfig, variant: str, run_name: str, data: Prepared, data_path: Path,
                model_dir: Path, storage: RunStorage, root: Path) -> tuple[list[dict], dict]:
-    """One Ray Train run of one seed; writes ``model_dir``; returns (per-step history, final metrics)."""
-    from pipeline.train.launcher import run_training  # imports ray: only when really training
+    """One Ray Train run of one seed; writes ``model_dir``; returns (per-step history, final metrics).
 
+    Any exception (other than a divergence, which ends the run FAILED itself, or an unreachable
+    server) ends the MLflow run FAILED with tag ``error`` = its first line, then propagates."""
     run_id = open_run(root, storage, variant, cfg, data.sha256, run_name)
     uri = tracking.tracking_uri(root)
+    try:
+        return _train_seed(cfg, variant, run_name, run_id, data, data_path, model_dir, storage, uri)
+    except (TrainingDiverged, TrackingUnavailable):
+        raise  # the run already ended FAILED, or the server that would record it is down
+    except Exception as err:
+        _fail_run(uri, run_id, err)
+        raise
+
+
+def _fail_run(uri: str, run_id: str, err: Exception) -> None:
+    """End the run FAILED with the exception's first line as its ``error`` tag (best effort: a failure
+    to record it is logged, never raised over the exception that is propagating)."""
+    try:
+        tracking.fail_run(uri, run_id, one_line(err, 5000))
+    except Exception as record_err:  # noqa: BLE001
+        log.warning("could not mark MLflow run %s FAILED: %s", run_id, one_line(record_err))
+
+
+def require_tracking(uri: str, checkpoints: str, wait_s: float | None = None) -> None:
+    """Raise :class:`TrackingUnavailable` if the tracking server at ``uri`` does not answer within
+    ``wait_s`` seconds (default ``GAN_LAB_MLFLOW_WAIT_S``, 30); at once for a local store."""
+    if problem := tracking.wait_for_server(uri, wait_seconds() if wait_s is None else wait_s):
+        raise TrackingUnavailable(f"MLflow server at {mask_credentials(uri)} unreachable: {problem}; "
+                                  f"checkpoints kept in {checkpoints}")
+
+
+def _train_seed(cfg: TrainingConfig, variant: str, run_name: str, run_id: str, data: Prepared, data_path: Path,
+                model_dir: Path, storage: RunStorage, uri: str) -> tuple[list[dict], dict]:
+    """Train one seed in its open MLflow run ``run_id``; see :func:`_train_one`."""
+    from pipeline.train.launcher import run_training  # imports ray: only when really training
+
     job = TrainJob(variant, cfg.model_dump(mode="json"), str(Path(data_path).resolve()), uri, run_id,
                    fault_step=injected_fault_step())
     result = run_training(job, cfg, str(storage), run_name)
+    require_tracking(uri, storage.run_dir(run_name))  # before reading its tags or logging the model
     # Ray Train V2 keeps only reports with a checkpoint, and the diverged one has none: rank 0 tagged the run.
     if reason := tracking.run_tags(uri, run_id).get(DIVERGENCE_TAG):
         tracking.end_run(uri, run_id, "FAILED")

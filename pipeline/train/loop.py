@@ -175,6 +175,8 @@ def train_loop(job_dict: dict[str, Any], session: Session,
             log.info("%s epoch %d/%d (%.0f%%): %s", job.variant_name, epoch + 1, cfg.epochs,
                      100 * (epoch + 1) / cfg.epochs,
                      ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k not in ("epoch", "step")))
+    if logger:  # what an outage left buffered; never raises (the driver fails the stage if the server is down)
+        logger.close()
     return None
 
 
@@ -185,8 +187,8 @@ def _stop(session: Session, reason: str, logger, variant: str, epoch: int, step:
     if session.world_rank == 0:
         log.error("%s diverged: %s", variant, reason)
         if logger:
-            logger.flush()
             logger.set_tags({DIVERGENCE_TAG: reason})
+            logger.close()
     metrics: dict[str, Any] = {"epoch": epoch, "step": step, "diverged": 1.0}
     if objective is not None:
         metrics["objective"] = WORST_OBJECTIVE[objective.mode]
@@ -217,10 +219,13 @@ def _log_health(logger, collapse: CollapseMonitor, samples: np.ndarray | None, s
 
 
 def _run_logger(job: TrainJob):
-    """Rank 0's MLflow logger (imported here: a worker without a run needs no mlflow installed)."""
+    """Rank 0's MLflow logger (imported here: a worker without a run needs no mlflow installed). It
+    survives a tracking-server outage: buffered, retried, never raising (pipeline.tracking_buffer);
+    MLflow's own HTTP retries are off (0): the next flush is the retry."""
     from pipeline.tracking import RunLogger
+    from pipeline.tracking_buffer import OutageTolerantLogger
 
-    return RunLogger(job.tracking_uri, job.run_id)
+    return OutageTolerantLogger(RunLogger(job.tracking_uri, job.run_id, max_retries=0), job.tracking_uri)
 
 
 def resume_state(session: Session, nets: dict, opts: dict, variant: dict[str, Any],
