@@ -53,11 +53,12 @@ lock:
 
 # `make run PROFILE=pacgan` runs profiles/pacgan.yaml, an overlay on params.yaml, as a DVC experiment
 # in a temporary workspace (`dvc exp run --temp`): params.yaml and the git tree are left as they are.
+# Both start one local Ray head on loopback that every stage joins (pipeline/train/local_cluster.py).
 run: install
 ifneq ($(PROFILE),)
 	python -m pipeline profile $(PROFILE)
 else
-	dvc repro
+	python -m pipeline repro
 endif
 
 test: install

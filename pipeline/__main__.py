@@ -235,6 +235,7 @@ def profile_command(args: argparse.Namespace) -> int:
 
     from pipeline.config import ConfigError, load_params
     from pipeline.profiles import ProfileError, experiment_command, profile_path
+    from pipeline.train.local_cluster import shared_ray
 
     root = Path.cwd()
     try:
@@ -248,11 +249,24 @@ def profile_command(args: argparse.Namespace) -> int:
     env = {**os.environ}
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     print("running:", " ".join(command), flush=True)
-    done = subprocess.run(command, env=env).returncode
+    with shared_ray() as ray_env:
+        done = subprocess.run(command, env={**env, **ray_env}).returncode
     if done == 0:
         print(f"profile {args.name}: see `dvc exp show`; `dvc exp apply {command[command.index('--name') + 1]}` brings its params and "
               "outputs into the workspace; MLflow has its runs (`mlflow ui`)")
     return done
+
+
+def repro_command(args: argparse.Namespace) -> int:
+    """``dvc repro`` (of the given targets) with one local Ray head that every stage joins
+    (:mod:`pipeline.train.local_cluster`); a stage run on its own starts its own Ray instead."""
+    import os
+    import subprocess
+
+    from pipeline.train.local_cluster import shared_ray
+
+    with shared_ray() as ray_env:
+        return subprocess.run(["dvc", "repro", *args.targets], env={**os.environ, **ray_env}).returncode
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     profile = commands.add_parser("profile", help="run profiles/NAME.yaml (an overlay on params.yaml) as a "
                                   "DVC experiment in a temporary workspace (`make run PROFILE=NAME`)")
     profile.add_argument("name", help="profile name (profiles/NAME.yaml)")
+    repro = commands.add_parser("repro", help="`dvc repro` with one local Ray head that every stage joins "
+                                "(`make run`)")
+    repro.add_argument("targets", nargs="*", help="stages to reproduce (default: all)")
     args = parser.parse_args(argv)
     try:
         return run_command(args)
@@ -310,6 +327,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_command(args: argparse.Namespace) -> int:
     if args.command == "profile":
         return profile_command(args)
+    if args.command == "repro":
+        return repro_command(args)
     if args.command == "mix":
         return mix_command(args)
     if args.command == "translate":

@@ -1,0 +1,106 @@
+"""One local Ray for a whole ``dvc repro``: a single-node head on loopback that every stage joins.
+
+A stage on its own starts an embedded Ray (``launcher.init_ray``) and stops it when it ends: about
+7 seconds of start-up and shut-down per stage that uses Ray. ``make run`` runs many of them in a
+row, so it starts one head here first and gives each stage its address (``RAY_ADDRESS``); a stage
+then joins in about a second. The head is a ``ray start --head --block`` process in its own
+process group, ended (the whole group) when the run ends, however it ends. With ``RAY_ADDRESS``
+already set (a real cluster) nothing is started.
+
+Joining through ``RAY_ADDRESS`` is the cluster path, whose storage check wants checkpoints every
+node can reach; on a one-node head every path is, so the environment declares it
+(``GAN_LAB_STORAGE_SHARED=1``). The head asks for a token (Ray's token authentication, a fresh
+random one per run, given to the stages in their environment), so another local user cannot run
+code on it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from pipeline.train.storage import SHARED_ENV
+
+DASHBOARD_PORT = 8265
+START_TIMEOUT_S = 90.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def head_command(port: int, dashboard_port: int) -> list[str]:
+    """``ray start`` of a loopback-only head with the machine's CPUs, kept in the foreground."""
+    ray = Path(sys.executable).with_name("ray")
+    return [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+            "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+            "--disable-usage-stats"]
+
+
+def wait_until_ready(address: str, head: subprocess.Popen, env: dict[str, str],
+                     timeout_s: float = START_TIMEOUT_S) -> None:
+    """Return once a driver can join ``address``; raise if the head exits or does not come up."""
+    deadline = time.monotonic() + timeout_s
+    probe = [sys.executable, "-c", "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False)", address]
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"the local Ray head exited with code {head.returncode} before it was ready")
+        joined = subprocess.run(probe, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout_s)
+        if joined.returncode == 0:
+            return
+        time.sleep(1.0)
+    raise RuntimeError(f"the local Ray head at {address} was not ready after {timeout_s:.0f} s")
+
+
+def stop(head: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """End the head and everything it started (its process group): SIGTERM, then SIGKILL."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(head.pid, sig)
+        try:
+            head.wait(timeout=grace_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+@contextlib.contextmanager
+def shared_ray() -> Iterator[dict[str, str]]:
+    """Yield the environment that makes the stages join one local Ray head ({} with ``RAY_ADDRESS``
+    set already); the head is stopped on exit."""
+    if os.environ.get("RAY_ADDRESS"):
+        yield {}
+        return
+    port = free_port()
+    dashboard = DASHBOARD_PORT if port_is_free(DASHBOARD_PORT) else free_port()
+    address = f"127.0.0.1:{port}"
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    env = {**os.environ, **auth, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    head = subprocess.Popen(head_command(port, dashboard), env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until_ready(address, head, env)
+        print(f"Ray: one local head for every stage at {address}; dashboard http://127.0.0.1:{dashboard}",
+              flush=True)
+        yield {"RAY_ADDRESS": address, SHARED_ENV: "1", **auth}
+    finally:
+        stop(head)

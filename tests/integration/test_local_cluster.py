@@ -1,0 +1,47 @@
+"""`make run`'s one local Ray head: stages in separate processes join the same head, and nothing
+of it is left running afterwards."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from pipeline.train.local_cluster import shared_ray
+from pipeline.train.storage import SHARED_ENV
+
+pytestmark = pytest.mark.integration
+
+JOIN = "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False); print(ray.get_runtime_context().get_node_id())"
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_stages_join_one_head_which_is_stopped_with_its_processes():
+    with shared_ray() as env:
+        address = env["RAY_ADDRESS"]
+        port = int(address.rsplit(":", 1)[1])
+        assert address.startswith("127.0.0.1:") and env[SHARED_ENV] == "1" and listening(port)
+        # Two drivers, like two stages, land on the same node of the same head.
+        stage_env = {**os.environ, **env}
+        nodes = [subprocess.run([sys.executable, "-c", JOIN, address], env=stage_env, capture_output=True, text=True,
+                                check=True, timeout=120).stdout.split()[-1] for _ in range(2)]
+        assert nodes[0] == nodes[1] and len(nodes[0]) > 10
+        # Without the run's token the head refuses a driver.
+        stranger = {**stage_env, "RAY_AUTH_TOKEN": "0" * 64}
+        refused = subprocess.run([sys.executable, "-c", JOIN, address], env=stranger, capture_output=True, text=True,
+                                 timeout=60)
+        assert refused.returncode != 0
+    assert not listening(port)
+    left = subprocess.run(["pgrep", "-f", f"gcs_server_port={port}|--port={port}"], capture_output=True, text=True)
+    assert left.stdout.strip() == "", f"processes of the head still running: {left.stdout}"
+
+
+def test_an_address_already_set_starts_nothing(monkeypatch):
+    monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
+    with shared_ray() as env:
+        assert env == {}
