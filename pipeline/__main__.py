@@ -235,7 +235,7 @@ def profile_command(args: argparse.Namespace) -> int:
 
     from pipeline.config import ConfigError, load_params
     from pipeline.profiles import ProfileError, experiment_command, profile_path
-    from pipeline.train.local_cluster import shared_ray
+    from pipeline.train.local_cluster import shared_ray, terminated_as_exit
 
     root = Path.cwd()
     try:
@@ -249,7 +249,7 @@ def profile_command(args: argparse.Namespace) -> int:
     env = {**os.environ}
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     print("running:", " ".join(command), flush=True)
-    with shared_ray() as ray_env:
+    with terminated_as_exit(), shared_ray() as ray_env:
         done = subprocess.run(command, env={**env, **ray_env}).returncode
     if done == 0:
         print(f"profile {args.name}: see `dvc exp show`; `dvc exp apply {command[command.index('--name') + 1]}` brings its params and "
@@ -263,9 +263,9 @@ def repro_command(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    from pipeline.train.local_cluster import shared_ray
+    from pipeline.train.local_cluster import shared_ray, terminated_as_exit
 
-    with shared_ray() as ray_env:
+    with terminated_as_exit(), shared_ray() as ray_env:
         return subprocess.run(["dvc", "repro", *args.targets], env={**os.environ, **ray_env}).returncode
 
 

@@ -93,14 +93,31 @@ def shared_ray() -> Iterator[dict[str, str]]:
     port = free_port()
     dashboard = DASHBOARD_PORT if port_is_free(DASHBOARD_PORT) else free_port()
     address = f"127.0.0.1:{port}"
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
-    env = {**os.environ, **auth, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+    # Loopback only: without RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 a driver would swap 127.0.0.1 in the
+    # address for the machine's network address, where this head does not listen.
+    stage_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
+                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+    env = {**os.environ, **stage_env, "RAY_USAGE_STATS_ENABLED": "0"}
     head = subprocess.Popen(head_command(port, dashboard), env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_ready(address, head, env)
         print(f"Ray: one local head for every stage at {address}; dashboard http://127.0.0.1:{dashboard}",
               flush=True)
-        yield {"RAY_ADDRESS": address, SHARED_ENV: "1", **auth}
+        yield {"RAY_ADDRESS": address, SHARED_ENV: "1", **stage_env}
     finally:
         stop(head)
+
+
+@contextlib.contextmanager
+def terminated_as_exit() -> Iterator[None]:
+    """SIGTERM (a scheduler's or ``timeout``'s stop) raises SystemExit, so that ``finally`` blocks, the
+    head's shut-down among them, run as they do on Ctrl-C; the previous handler comes back after."""
+    def leave(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, leave)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
