@@ -68,6 +68,9 @@ def test_runs_carry_the_environment_and_the_worker_adds_its_own(tmp_path, prepar
     client = MlflowClient(uri)
     tags = client.get_run(run_id).data.tags
     assert tags["variant"] == "gan_ns" and tags["env.python"] == describe_environment()["python"]
+    # The experiment opens on its runs in MLflow 3's UI, not on the GenAI overview.
+    experiment = client.get_experiment(client.get_run(run_id).info.experiment_id)
+    assert experiment.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"
     assert {k: v for k, v in tags.items() if k.startswith("env.")} == environment_tags(describe_environment())
     assert _artifact(client, run_id, "environment.json", tmp_path) == describe_environment()
 
