@@ -235,7 +235,7 @@ def profile_command(args: argparse.Namespace) -> int:
 
     from pipeline.config import ConfigError, load_params
     from pipeline.profiles import ProfileError, experiment_command, profile_path
-    from pipeline.train.local_cluster import shared_ray, terminated_as_exit
+    from pipeline.train.local_cluster import run_to_end, shared_ray
 
     root = Path.cwd()
     try:
@@ -249,8 +249,8 @@ def profile_command(args: argparse.Namespace) -> int:
     env = {**os.environ}
     env.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
     print("running:", " ".join(command), flush=True)
-    with terminated_as_exit(), shared_ray() as ray_env:
-        done = subprocess.run(command, env={**env, **ray_env}).returncode
+    with shared_ray() as ray_env:
+        done = run_to_end(command, {**env, **ray_env})
     if done == 0:
         print(f"profile {args.name}: see `dvc exp show`; `dvc exp apply {command[command.index('--name') + 1]}` brings its params and "
               "outputs into the workspace; MLflow has its runs (`mlflow ui`)")
@@ -261,12 +261,11 @@ def repro_command(args: argparse.Namespace) -> int:
     """``dvc repro`` (of the given targets) with one local Ray head that every stage joins
     (:mod:`pipeline.train.local_cluster`); a stage run on its own starts its own Ray instead."""
     import os
-    import subprocess
 
-    from pipeline.train.local_cluster import shared_ray, terminated_as_exit
+    from pipeline.train.local_cluster import run_to_end, shared_ray
 
-    with terminated_as_exit(), shared_ray() as ray_env:
-        return subprocess.run(["dvc", "repro", *args.targets], env={**os.environ, **ray_env}).returncode
+    with shared_ray() as ray_env:
+        return run_to_end(["dvc", "repro", *args.targets], {**os.environ, **ray_env})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,6 @@ INI
   args+=(--app-name basic-auth)
 fi
 
-masked_backend="$(printf '%s' "$BACKEND" | sed -E 's#://([^:/@]*):[^@]*@#://\1:***@#')"
+masked_backend="$(printf '%s' "$BACKEND" | sed -E 's#://([^:/@]*):[^/]*@#://\1:***@#')"
 echo "MLflow tracking server: http://$HOST:$PORT (backend $masked_backend, artifacts $ARTIFACTS${ALLOWED:+, allowed hosts $ALLOWED}$([ "${MLFLOW_AUTH:-0}" = 1 ] && echo ", basic auth"))" >&2
 exec "${MLFLOW_BIN:-mlflow}" "${args[@]}"

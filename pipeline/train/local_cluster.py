@@ -49,38 +49,79 @@ def port_is_free(port: int) -> bool:
 
 
 def head_command(port: int, dashboard_port: int) -> list[str]:
-    """``ray start`` of a loopback-only head with the machine's CPUs, kept in the foreground."""
+    """``ray start`` of a loopback-only head with the machine's CPUs, kept in the foreground. The
+    ports Ray would otherwise take at fixed defaults (client server 10001, dashboard agent 52365)
+    are free ones, so the head does not collide with another Ray on the machine."""
     ray = Path(sys.executable).with_name("ray")
     return [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
+            f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
             "--disable-usage-stats"]
 
 
 def wait_until_ready(address: str, head: subprocess.Popen, env: dict[str, str],
                      timeout_s: float = START_TIMEOUT_S) -> None:
-    """Return once a driver can join ``address``; raise if the head exits or does not come up."""
+    """Return once a driver can join ``address``; raise RuntimeError if the head exits or is not
+    up within ``timeout_s`` (each try gets only what is left of it)."""
     deadline = time.monotonic() + timeout_s
     probe = [sys.executable, "-c", "import ray, sys; ray.init(address=sys.argv[1], log_to_driver=False)", address]
-    while time.monotonic() < deadline:
+    while (left := deadline - time.monotonic()) > 0:
         if head.poll() is not None:
             raise RuntimeError(f"the local Ray head exited with code {head.returncode} before it was ready")
-        joined = subprocess.run(probe, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout_s)
-        if joined.returncode == 0:
-            return
+        try:
+            if subprocess.run(probe, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              timeout=max(1.0, left)).returncode == 0:
+                return
+        except subprocess.TimeoutExpired:
+            break
         time.sleep(1.0)
     raise RuntimeError(f"the local Ray head at {address} was not ready after {timeout_s:.0f} s")
 
 
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # (a process of the group we may not signal: it exists)
+        return True
+    return True
+
+
 def stop(head: subprocess.Popen, grace_s: float = 15.0) -> None:
-    """End the head and everything it started (its process group): SIGTERM, then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(head.pid, sig)
-        try:
-            head.wait(timeout=grace_s)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    """End the head and everything it started, its whole process group (raylet, GCS and workers can
+    outlive ``ray start`` itself): SIGTERM, then SIGKILL after ``grace_s``. SIGTERM and SIGINT are
+    ignored meanwhile, so a second stop request cannot cut the clean-up short."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(head.pid, sig)
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    head.wait(timeout=0.2)  # (reaps the leader, so its pid leaves the group)
+                if not group_alive(head.pid):
+                    return
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def run_to_end(command: list[str], env: dict[str, str]) -> int:
+    """Run ``command`` and return its exit code once it has ended. A SIGTERM to this process is
+    passed on to it (``dvc`` then stops its stage), and Ctrl-C, which the terminal sends to both,
+    waits for it too: the head is stopped only after the stage that uses it."""
+    child = subprocess.Popen(command, env=env)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: child.send_signal(signal.SIGTERM))
+    try:
+        while True:
+            try:
+                return child.wait()
+            except KeyboardInterrupt:
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -98,6 +139,9 @@ def shared_ray() -> Iterator[dict[str, str]]:
     stage_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32),
                  "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     env = {**os.environ, **stage_env, "RAY_USAGE_STATS_ENABLED": "0"}
+    # SIGTERM ends this process through SystemExit, so the `finally` below stops the head (a plain
+    # SIGTERM would leave it running); run_to_end passes it on to the command instead.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     head = subprocess.Popen(head_command(port, dashboard), env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -107,17 +151,9 @@ def shared_ray() -> Iterator[dict[str, str]]:
         yield {"RAY_ADDRESS": address, SHARED_ENV: "1", **stage_env}
     finally:
         stop(head)
-
-
-@contextlib.contextmanager
-def terminated_as_exit() -> Iterator[None]:
-    """SIGTERM (a scheduler's or ``timeout``'s stop) raises SystemExit, so that ``finally`` blocks, the
-    head's shut-down among them, run as they do on Ctrl-C; the previous handler comes back after."""
-    def leave(signum, frame):
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, leave)
-    try:
-        yield
-    finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm(signum, frame):
+    raise SystemExit(128 + signum)
+

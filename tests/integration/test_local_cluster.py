@@ -2,13 +2,15 @@
 of it is left running afterwards."""
 
 import os
+import signal
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
-from pipeline.train.local_cluster import shared_ray
+from pipeline.train.local_cluster import run_to_end, shared_ray
 from pipeline.train.storage import SHARED_ENV
 
 pytestmark = pytest.mark.integration
@@ -36,7 +38,7 @@ def test_stages_join_one_head_which_is_stopped_with_its_processes():
         refused = subprocess.run([sys.executable, "-c", JOIN, address], env=stranger, capture_output=True, text=True,
                                  timeout=60)
         assert refused.returncode != 0
-    assert not listening(port)
+    assert not listening(port)  # stop() returns once the head's whole process group is gone
     left = subprocess.run(["pgrep", "-f", f"gcs_server_port={port}|--port={port}"], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"processes of the head still running: {left.stdout}"
 
@@ -45,3 +47,16 @@ def test_an_address_already_set_starts_nothing(monkeypatch):
     monkeypatch.setenv("RAY_ADDRESS", "10.0.0.1:6379")
     with shared_ray() as env:
         assert env == {}
+
+
+def test_a_sigterm_is_passed_on_and_the_command_is_waited_for():
+    # The command stands for `dvc repro`: it exits 7 on SIGTERM, after a moment of clean-up.
+    command = [sys.executable, "-c", "import signal, sys, time; "
+               "signal.signal(signal.SIGTERM, lambda *a: (time.sleep(0.5), sys.exit(7))); "
+               "print('ready', flush=True); time.sleep(60)"]
+    timer = threading.Timer(2.0, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        assert run_to_end(command, dict(os.environ)) == 7
+    finally:
+        timer.cancel()

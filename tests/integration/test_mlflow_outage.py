@@ -42,9 +42,9 @@ class Server:
     def start(self, timeout_s: float = 40.0) -> None:
         env = {**os.environ, "MLFLOW_PORT": str(self.port), "MLFLOW_DATA_DIR": str(self.data_dir),
                "MLFLOW_WORKERS": "1", "MLFLOW_BIN": str(Path(sys.executable).parent / "mlflow")}
-        log = open(self.data_dir.parent / f"server-{self.port}.log", "ab")
-        self.proc = subprocess.Popen(["bash", str(ROOT / "infra" / "mlflow" / "serve.sh")], env=env,
-                                     stdout=log, stderr=log, start_new_session=True)  # its own process group
+        with open(self.data_dir.parent / f"server-{self.port}.log", "ab") as log:  # (the child keeps its copy)
+            self.proc = subprocess.Popen(["bash", str(ROOT / "infra" / "mlflow" / "serve.sh")], env=env,
+                                         stdout=log, stderr=log, start_new_session=True)  # its own process group
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, f"the MLflow server exited: see {log.name}"
