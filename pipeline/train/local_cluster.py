@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Iterator
@@ -48,12 +50,15 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def head_command(port: int, dashboard_port: int) -> list[str]:
+def head_command(port: int, dashboard_port: int, temp_dir: str) -> list[str]:
     """``ray start`` of a loopback-only head with the machine's CPUs, kept in the foreground. The
     ports Ray would otherwise take at fixed defaults (client server 10001, dashboard agent 52365)
-    are free ones, so the head does not collide with another Ray on the machine."""
+    are free ones, so the head does not collide with another Ray on the machine. Its own temporary
+    directory keeps its address out of ``/tmp/ray/ray_current_cluster``, where any later plain
+    ``ray.init()`` on the machine would find it and try to join the stopped head."""
     ray = Path(sys.executable).with_name("ray")
-    return [str(ray), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+    return [str(ray), "start", "--head", "--block", f"--temp-dir={temp_dir}", "--node-ip-address=127.0.0.1",
+            f"--port={port}",
             "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
             f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
             "--disable-usage-stats"]
@@ -142,7 +147,8 @@ def shared_ray() -> Iterator[dict[str, str]]:
     # SIGTERM ends this process through SystemExit, so the `finally` below stops the head (a plain
     # SIGTERM would leave it running); run_to_end passes it on to the command instead.
     previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    head = subprocess.Popen(head_command(port, dashboard), env=env, start_new_session=True,
+    temp_dir = tempfile.mkdtemp(prefix="ray-gan-lab-")  # short: Ray's socket paths live under it
+    head = subprocess.Popen(head_command(port, dashboard, temp_dir), env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_until_ready(address, head, env)
@@ -151,6 +157,7 @@ def shared_ray() -> Iterator[dict[str, str]]:
         yield {"RAY_ADDRESS": address, SHARED_ENV: "1", **stage_env}
     finally:
         stop(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)  # (the stages' logs went to their own output)
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -6,7 +6,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -39,6 +41,9 @@ def test_stages_join_one_head_which_is_stopped_with_its_processes():
                                  timeout=60)
         assert refused.returncode != 0
     assert not listening(port)  # stop() returns once the head's whole process group is gone
+    # A later plain ray.init() must not find the stopped head and try to join it.
+    default_address_file = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+    assert not default_address_file.is_file() or default_address_file.read_text().strip() != address
     left = subprocess.run(["pgrep", "-f", f"gcs_server_port={port}|--port={port}"], capture_output=True, text=True)
     assert left.stdout.strip() == "", f"processes of the head still running: {left.stdout}"
 
