@@ -230,7 +230,6 @@ def profile_command(args: argparse.Namespace) -> int:
     """Validate the profile's params, then run it with ``dvc exp run --temp``: params.yaml and the
     git tree stay as they are; the experiment records the params, metrics and outputs."""
     import os
-    import subprocess
     import time
 
     from pipeline.config import ConfigError, load_params
