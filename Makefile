@@ -11,7 +11,7 @@ export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := true
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: install lock run test test-fast bench clean
+.PHONY: install lock run ui test test-fast bench clean
 
 install: $(VENV)/.installed
 
@@ -60,6 +60,10 @@ ifneq ($(PROFILE),)
 else
 	python -m pipeline repro
 endif
+
+# `mlflow ui` on 127.0.0.1:5000 (PORT=...) over mlflow.db; it prints the address of the runs table.
+ui: install
+	python -m pipeline ui --port $(or $(PORT),5000)
 
 test: install
 	python -m pytest

@@ -13,7 +13,7 @@ from pipeline.config import TrainingConfig
 from pipeline.data import Prepared
 from pipeline.families import Family, Nets, family_for
 from pipeline.families.base import StepEnv, autocast_for
-from pipeline.train.loop import epoch_seed
+from pipeline.train.loop import epoch_seed, place_nets
 from pipeline.train.sharding import training_batches
 
 
@@ -27,7 +27,7 @@ def plain_epochs(cfg: TrainingConfig, data: Prepared, device: str = "cpu") -> It
     (epoch, family, nets, images per second)."""
     family = family_for(cfg)
     torch.manual_seed(cfg.seed)
-    nets = {name: net.to(device) for name, net in family.build(data.spec).items()}
+    nets = place_nets(family.build(data.spec), device, cfg.channels_last)
     opts = family.optimizers(nets)
     batches = training_batches(data, cfg.batch_size, 0, 1, cfg.seed, torch.device(device))
     env = StepEnv(step=0, device=torch.device(device), sync_grads=lambda params: None,

@@ -2,7 +2,8 @@
 ``python -m pipeline translate VARIANT --direction AB --in DIR --out DIR``,
 ``python -m pipeline mix VARIANT --out grid.png`` (a StyleGAN's style-mixing grid) and
 ``python -m pipeline tune-apply VARIANT`` (the best tuned config into ``params.yaml``) and
-``python -m pipeline profile NAME`` (``make run PROFILE=NAME``: a profile as a DVC experiment).
+``python -m pipeline profile NAME`` (``make run PROFILE=NAME``: a profile as a DVC experiment) and
+``python -m pipeline ui`` (``make ui``: ``mlflow ui`` on loopback, printing the runs table's address).
 
 The one place in ``pipeline/`` that parses arguments (DESIGN.md keeps CLI parsing in ``stages/``;
 the issue asks for ``python -m pipeline``, so this module stays a thin shell over ``sampling``).
@@ -267,6 +268,19 @@ def repro_command(args: argparse.Namespace) -> int:
         return run_to_end(["dvc", "repro", *args.targets], {**os.environ, **ray_env})
 
 
+def ui_command(args: argparse.Namespace) -> int:
+    """``mlflow ui`` on loopback over this checkout's store, after printing the runs table's address."""
+    import os
+
+    from pipeline.tracking import runs_page, tracking_uri
+
+    uri = tracking_uri(Path.cwd())
+    print(f"gan-lab runs: {runs_page(uri, f'http://127.0.0.1:{args.port}')}", flush=True)
+    os.execvp(sys.executable, [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri,
+                               "--host", "127.0.0.1", "--port", str(args.port)])
+    return 0  # not reached: exec replaces this process
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m pipeline", description="gan-lab commands")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -314,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     repro = commands.add_parser("repro", help="`dvc repro` with one local Ray head that every stage joins "
                                 "(`make run`)")
     repro.add_argument("targets", nargs="*", help="stages to reproduce (default: all)")
+    ui = commands.add_parser("ui", help="`mlflow ui` on 127.0.0.1, printing the address of the runs table (`make ui`)")
+    ui.add_argument("--port", type=bounded_int(1, 65535), default=5000, help="port of the UI (default 5000)")
     args = parser.parse_args(argv)
     try:
         return run_command(args)
@@ -325,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
 def run_command(args: argparse.Namespace) -> int:
     if args.command == "profile":
         return profile_command(args)
+    if args.command == "ui":
+        return ui_command(args)
     if args.command == "repro":
         return repro_command(args)
     if args.command == "mix":

@@ -104,9 +104,19 @@ def ensure_experiment(uri: str, root: str | Path) -> str:
     location = None
     if uri.startswith("sqlite:"):
         location = (Path(root).resolve() / "mlartifacts").as_uri()
-    # MLflow 3's UI opens an experiment without this tag on its (empty) GenAI overview; with it,
-    # on the runs table.
+    # Read by MLflow's API and by UIs without the GenAI / Model training switch. MLflow 3.17's UI
+    # ignores it and opens every experiment on the (empty) GenAI overview unless the URL carries
+    # ?workflowType=machine_learning (checked in headless Chromium): see runs_page.
     return client.create_experiment(name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: "custom_model_development"})
+
+
+def runs_page(uri: str, base_url: str) -> str:
+    """The address of the experiment's runs table in an MLflow UI at ``base_url``: the
+    ``workflowType`` in the URL is what makes MLflow 3.17's UI show training runs, not its GenAI
+    overview; the switch then sticks in that browser."""
+    found = MlflowClient(uri).get_experiment_by_name(os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT))
+    where = f"experiments/{found.experiment_id}" if found is not None else "experiments"
+    return f"{base_url.rstrip('/')}/#/{where}?workflowType=machine_learning"
 
 
 def git_commit(root: str | Path) -> str:

@@ -25,13 +25,21 @@ def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist" if a.shape[1] < 8 else "use_mm_for_euclid_dist")
 
 
-def kth_neighbour_distance(x: torch.Tensor, k: int) -> torch.Tensor:
-    """[N] distance from each row of x [N, d] to its k-th nearest other row."""
-    out = []
+def kth_neighbour_distances(x: torch.Tensor, ks: tuple[int, ...]) -> list[torch.Tensor]:
+    """For each k in ``ks``: [N] distance from each row of x [N, d] to its k-th nearest other row.
+    One pass over the N x N distances serves every k (the pass is most of prdc's time)."""
+    out: list[list[torch.Tensor]] = [[] for _ in ks]
     for i in range(0, len(x), _BLOCK):
         d = _distances(x[i:i + _BLOCK], x)  # [B, N]; includes the zero self-distance
-        out.append(d.topk(k + 1, dim=1, largest=False).values[:, k])
-    return torch.cat(out)
+        nearest = d.topk(max(ks) + 1, dim=1, largest=False).values  # sorted, self first
+        for found, k in zip(out, ks):
+            found.append(nearest[:, k])
+    return [torch.cat(found) for found in out]
+
+
+def kth_neighbour_distance(x: torch.Tensor, k: int) -> torch.Tensor:
+    """[N] distance from each row of x [N, d] to its k-th nearest other row."""
+    return kth_neighbour_distances(x, (k,))[0]
 
 
 def prdc(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5) -> dict[str, float]:
@@ -40,7 +48,7 @@ def prdc(real: np.ndarray, fake: np.ndarray, k_pr: int = 3, k_dc: int = 5) -> di
     y = torch.as_tensor(fake, dtype=torch.float32)
     assert x.ndim == 2 and y.ndim == 2 and x.shape[1] == y.shape[1], (
         f"real and fake must be [N, d] and [M, d], got {list(x.shape)} and {list(y.shape)}")
-    real_pr, real_dc = kth_neighbour_distance(x, k_pr), kth_neighbour_distance(x, k_dc)
+    real_pr, real_dc = kth_neighbour_distances(x, (k_pr, k_dc))
     fake_pr = kth_neighbour_distance(y, k_pr)
     fake_in_real = torch.zeros(len(y), dtype=torch.bool)   # precision: Y_j inside some real ball (k_pr)
     density_hits = torch.zeros(len(y), dtype=torch.float64)  # density: how many real balls (k_dc) hold Y_j

@@ -165,7 +165,7 @@ def train_variant(params: Params, name: str, data_path: Path, out_dir: Path, plo
             history, metrics = _train_one(cfg.for_seed(seed), name, seed_run_name(name, cfg, seed), data,
                                           data_path, model_dir, storage, root)
             histories.append(history)
-    write_history(plots_path, mean_history(histories))
+    write_history(plots_path, downsample(mean_history(histories), PLOT_ROWS))  # MLflow keeps every step
     return metrics
 
 
@@ -243,3 +243,24 @@ def mean_history(histories: list[list[dict[str, float]]]) -> list[dict[str, floa
         return histories[0]
     return [{key: float(sum(run[i][key] for run in histories) / len(histories)) for key in rows[0]}
             for i, rows in enumerate(zip(*histories))]
+
+
+PLOT_ROWS = 500  # rows of a plots/train CSV: `dvc plots show` embeds every row of every plot
+
+
+def downsample(history: list[dict[str, float]], rows: int) -> list[dict[str, float]]:
+    """At most about ``rows`` rows: each is the mean of ``k = ceil(len / rows)`` consecutive steps
+    (a key absent from some of them averages over those that have it), stamped with the window's
+    last step and epoch. A shorter history is returned as it is."""
+    k = -(-len(history) // rows)
+    if k <= 1:
+        return history
+    out = []
+    for start in range(0, len(history), k):
+        window = history[start:start + k]
+        keys = dict.fromkeys(key for row in window for key in row)
+        values = {key: [r[key] for r in window if key in r] for key in keys}
+        row = {key: float(sum(v) / len(v)) for key, v in values.items()}
+        row.update({key: window[-1][key] for key in ("step", "epoch") if key in window[-1]})
+        out.append(row)
+    return out

@@ -55,7 +55,7 @@ def inject_nan(nets: dict[str, torch.nn.Module]) -> None:
     """The fault of ``GAN_LAB_INJECT_NAN_AT_STEP``: one weight of the first network becomes NaN."""
     first = next(iter(nets.values()))
     param = next(first.parameters())
-    param.view(-1)[0] = float("nan")
+    param[(0,) * param.dim()] = float("nan")  # (a view(-1) fails on channels-last weights)
 
 
 class DivergenceWatch:

@@ -28,7 +28,7 @@ import torch
 from pipeline.config import variant_from_dict
 from pipeline.data import Prepared, load_prepared
 from pipeline.environment import describe_environment
-from pipeline.families import Family, family_for
+from pipeline.families import Family, Nets, family_for
 from pipeline.families.base import StepEnv, autocast_for
 from pipeline.images import preview
 from pipeline.numerics import configure_torch
@@ -84,6 +84,14 @@ def report_interval(steps_per_epoch: int) -> int:
     return max(1, -(-MIN_STEPS_PER_REPORT // steps_per_epoch))
 
 
+def place_nets(nets: Nets, device: torch.device | str, channels_last: bool) -> Nets:
+    """The nets on ``device``; with ``channels_last`` their 4-D (conv) weights in NHWC layout, which
+    oneDNN's CPU convolutions run about 1.25x faster (docs/benchmarks.md). A conv whose weight is
+    channels-last converts its input itself, so the data need not change layout."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    return {name: net.to(device, memory_format=fmt) for name, net in nets.items()}
+
+
 def train_loop(job_dict: dict[str, Any], session: Session,
                make_objective: Callable[[dict[str, Any], Family, Prepared], Any] | None = None) -> str | None:
     """Train one variant for ``cfg.epochs`` epochs, resuming from the session's latest checkpoint;
@@ -103,7 +111,7 @@ def train_loop(job_dict: dict[str, Any], session: Session,
     data = load_prepared(job.data_path)
     family = family_for(cfg)
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
-    nets = {name: net.to(device) for name, net in family.build(data.spec).items()}
+    nets = place_nets(family.build(data.spec), device, cfg.channels_last)
     opts = family.optimizers(nets)
     start_epoch, step, history = resume_state(session, nets, opts, job.variant, job.adopt_checkpoint)
     objective = make_objective(job.objective, family, data) if rank == 0 and job.objective else None

@@ -226,3 +226,27 @@ def test_cyclegan_trains_and_translates_at_real_sizes(channels, size):
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_config_accepts_real_sizes(name, size):
     assert variant(name, size).dataset == "digits"
+
+
+@pytest.mark.parametrize("name", ["dcgan", "cgan", "vae", "stylegan", "wgan_gp"])
+def test_channels_last_trains_the_same_as_contiguous(name):
+    """``channels_last: true`` changes only the weights' memory layout: three steps give the same
+    losses (to float rounding: oneDNN sums in another order) and the weights stay NHWC."""
+    from pipeline.train.loop import place_nets
+
+    x, y = real_batch(3, 32)
+    losses = {}
+    for layout in (False, True):
+        torch.manual_seed(0)
+        family = family_for(variant(name, 32, channels_last=layout))
+        nets = place_nets(family.build(DataSpec(3, 32, 10)), "cpu", family.cfg.channels_last)
+        opts, step = family.optimizers(nets), full_growth_step(family)
+        losses[layout] = [family.train_step(nets, opts, (x, y), env(step + i)) for i in range(3)]
+        convs = [p for net in nets.values() for p in net.parameters() if p.dim() == 4]
+        fmt = torch.channels_last if layout else torch.contiguous_format
+        assert convs and all(p.is_contiguous(memory_format=fmt) for p in convs), (
+            f"{name}: the conv weights' layout must follow channels_last={layout}")
+    for plain, nhwc in zip(losses[False], losses[True]):
+        assert plain.keys() == nhwc.keys()
+        for key in plain:
+            assert nhwc[key] == pytest.approx(plain[key], rel=1e-3, abs=1e-4), f"{name} {key}: {plain} vs {nhwc}"

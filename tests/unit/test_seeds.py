@@ -8,7 +8,7 @@ from helpers import tiny_points_params
 from pipeline.config import ConfigError, parse_params
 from pipeline.evaluate import summarize_seeds
 from pipeline.artifacts import seed_model_dirs
-from pipeline.train.driver import mean_history, seed_run_name
+from pipeline.train.driver import downsample, mean_history, seed_run_name
 
 
 def seeded(**changes) -> dict:
@@ -67,3 +67,16 @@ def test_seed_model_dirs_finds_one_or_several_runs(tmp_path):
     (tmp_path / "generator.pt").write_bytes(b"")
     (tmp_path / "config.json").write_text(json.dumps({"seed": 9}))
     assert seed_model_dirs(tmp_path) == {9: tmp_path}
+
+
+def test_plot_history_is_downsampled_to_window_means():
+    """plots/train CSVs keep at most about PLOT_ROWS rows: each the mean of a window of consecutive
+    steps, stamped with the window's last step; a key missing from part of a window averages over
+    the rest (DVC's plots page embeds every row, MLflow keeps every step)."""
+    history = [{"step": s, "epoch": 1 + (s - 1) // 4, "loss/G": float(s)} for s in range(1, 11)]
+    history[1]["grad"] = 3.0
+    rows = downsample(history, 4)  # 10 rows -> windows of 3
+    assert [r["step"] for r in rows] == [3, 6, 9, 10] and [r["epoch"] for r in rows] == [1, 2, 3, 3]
+    assert [r["loss/G"] for r in rows] == [2.0, 5.0, 8.0, 10.0]
+    assert rows[0]["grad"] == 3.0 and "grad" not in rows[1]
+    assert downsample(history, 10) is history, "a history within the limit is kept as it is"
