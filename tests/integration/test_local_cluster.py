@@ -8,6 +8,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,24 @@ def test_a_sigterm_is_passed_on_and_the_command_is_waited_for():
         assert run_to_end(command, dict(os.environ)) == 7
     finally:
         timer.cancel()
+
+
+def test_repro_with_nothing_to_run_starts_no_ray(tmp_path):
+    """`make run` when every stage is up to date: `python -m pipeline repro` asks `dvc status` first
+    and runs `dvc repro` without starting a head (whose start-up was 23 of a no-op's 25 s)."""
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(repo), "DVC_NO_ANALYTICS": "true", "PATH":
+           f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    env.pop("RAY_ADDRESS", None)
+    run = lambda *cmd: subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    for cmd in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        assert run(*cmd).returncode == 0
+    (tmp_path / "dvc.yaml").write_text("stages:\n  hello:\n    cmd: echo hi > out.txt\n    outs: [out.txt]\n")
+    assert run("dvc", "repro", "-q").returncode == 0 and (tmp_path / "out.txt").read_text() == "hi\n"
+    started = time.monotonic()
+    noop = run(sys.executable, "-m", "pipeline", "repro")
+    seconds = time.monotonic() - started
+    assert noop.returncode == 0, noop.stderr[-2000:]
+    assert "up to date" in noop.stdout + noop.stderr, noop.stdout
+    assert "one local head" not in noop.stdout + noop.stderr, "no Ray head may start for a no-op"
+    assert seconds < 10, f"a no-op repro took {seconds:.1f} s (limit 10)"
