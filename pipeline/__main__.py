@@ -261,7 +261,6 @@ def repro_command(args: argparse.Namespace) -> int:
     """``dvc repro`` (of the given targets) with one local Ray head that every stage joins
     (:mod:`pipeline.train.local_cluster`); a stage run on its own starts its own Ray instead."""
     import os
-
     import subprocess
 
     from pipeline.train.local_cluster import run_to_end, shared_ray
