@@ -16,7 +16,6 @@ import argparse
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,11 +24,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from pipeline.tracking import DEFAULT_EXPERIMENT, runs_page
+from pipeline.train.local_cluster import free_port
 
 
 def wait_for(url: str, timeout_s: float = 120.0) -> None:
@@ -47,7 +43,6 @@ def wait_for(url: str, timeout_s: float = 120.0) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--store", default="mlflow.db", help="the SQLite store make run wrote")
-    parser.add_argument("--experiment", default="gan-lab")
     parser.add_argument("--out", default="mlflow_runs.png")
     parser.add_argument("--as-is", action="store_true", help="open the plain experiment URL (no workflowType)")
     parser.add_argument("--browser", default=shutil.which("chromium") or "chromium")
@@ -56,10 +51,12 @@ def main() -> None:
     if not store.is_file():
         raise SystemExit(f"--store {store}: no such file (run make run first)")
     uri = f"sqlite:///{store}"
-    experiment = MlflowClient(uri).get_experiment_by_name(args.experiment)
+    client = MlflowClient(uri)
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME", DEFAULT_EXPERIMENT)  # as the pipeline names it
+    experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        raise SystemExit(f"--experiment {args.experiment!r}: not in {store}")
-    runs = MlflowClient(uri).search_runs([experiment.experiment_id], max_results=200)
+        raise SystemExit(f"experiment {name!r} (MLFLOW_EXPERIMENT_NAME): not in {store}")
+    runs = client.search_runs([experiment.experiment_id], max_results=200)
     print("experiment kind tag:", experiment.tags.get("mlflow.experimentKind"))
     print("runs:", len(runs), sorted({r.info.run_name for r in runs}))
     port = free_port()
@@ -67,8 +64,8 @@ def main() -> None:
                                "--host", "127.0.0.1", "--port", str(port)], start_new_session=True)
     try:
         wait_for(f"http://127.0.0.1:{port}/health")
-        page = f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}" + (
-            "" if args.as_is else "?workflowType=machine_learning")
+        base = f"http://127.0.0.1:{port}"
+        page = f"{base}/#/experiments/{experiment.experiment_id}" if args.as_is else runs_page(uri, base)
         subprocess.run([args.browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                         "--window-size=1600,1000", "--virtual-time-budget=30000",
                         f"--screenshot={Path(args.out).resolve()}", page], check=True, timeout=180)
