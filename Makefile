@@ -68,9 +68,9 @@ ui: install
 test: install
 	python -m pytest
 
-# Unit tests only (no Ray cluster, no dvc repro): under 2 minutes on 2 cores.
+# Unit tests only (no Ray cluster, no dvc repro, none of the slow ones): under 2 minutes on 2 cores.
 test-fast: install
-	python -m pytest tests/unit -m "not integration"
+	python -m pytest tests/unit -m "not integration and not slow"
 
 bench: install
 	python bench/throughput.py

@@ -117,6 +117,8 @@ class DcganConfig(TrainingConfig):
     z_dim: int = Field(64, ge=1)
     g_width: int = Field(64, ge=4, description="channels of G's last hidden layer (ngf)")
     d_width: int = Field(64, ge=4, description="channels of D's first layer (ndf)")
+    d_norm: Literal["batch", "spectral"] = Field("batch", description="D's normalisation: BatchNorm "
+                                                 "(DCGAN) or spectral norm on every conv (SN-GAN)")
     loss: Literal["nonsaturating", "minimax", "hinge", "wgan"] = "nonsaturating"
     lr_g: float = Field(2e-4, gt=0.0)
     lr_d: float = Field(2e-4, gt=0.0)

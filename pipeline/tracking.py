@@ -280,6 +280,11 @@ class RunLogger:
         now = int(time.time() * 1000)
         self._buffer += [Metric(k, float(v), now, step) for k, v in scalars.items()]
 
+    def logged_through(self, key: str) -> int:
+        """The highest step of metric ``key`` already in the run (0 if none)."""
+        with _http_retries(self.max_retries):
+            return max((m.step for m in self.client.get_metric_history(self.run_id, key)), default=0)
+
     def flush(self) -> None:
         with _http_retries(self.max_retries):
             for i in range(0, len(self._buffer), 1000):  # log_batch takes at most 1000 metrics per call

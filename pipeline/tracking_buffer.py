@@ -67,8 +67,20 @@ class OutageTolerantLogger:
         self.dropped = 0  # metric points dropped (buffer full), over the whole run
         self.skipped_images = 0
         self._drop_warned = False
+        self.skip_through = 0  # steps already in the run (see skip_logged); not logged again
+
+    def skip_logged(self, key: str) -> None:
+        """A resumed run retrains the steps after its checkpoint; those a killed process had already
+        written (its last flush came after that checkpoint was saved) must not appear twice, so steps
+        up to the highest logged step of ``key`` are skipped. A down server skips nothing."""
+        try:
+            self.skip_through = self.inner.logged_through(key)
+        except Exception as err:  # noqa: BLE001
+            self._failed(err)
 
     def log_step(self, scalars: dict[str, float], step: int) -> None:
+        if step <= self.skip_through:
+            return  # written before an interruption: the resumed run computes the same values
         now = int(time.time() * 1000)
         self._points.extend((k, float(v), now, step) for k, v in scalars.items())
         overflow = len(self._points) - self.max_points

@@ -4,7 +4,8 @@ One step is :func:`pipeline.families.adversarial.adversarial_step` (the 2014 GAN
 T = DiffAugment (identity when ``augment`` is empty). An exponential moving average of G's
 weights (``G_ema``; ``ema_decay: 0`` makes it a copy of G) draws the samples, with BatchNorm
 statistics re-estimated from its own activations before sampling. ``pack: m`` > 1 makes D a PacGAN
-discriminator over m images stacked along the channel axis. ``conditional: true`` makes it the
+discriminator over m images stacked along the channel axis. ``d_norm: spectral`` is the SN-GAN
+discriminator (spectral norm on every conv, no BatchNorm). ``conditional: true`` makes it the
 conditional GAN (Mirza & Osindero 2014): the label enters G with z and D with x (one-hot).
 """
 
@@ -33,7 +34,7 @@ class DCGANFamily(LatentGANFamily):
         cfg = self.cfg
         self._num_classes = k = spec.num_classes if cfg.conditional else 0
         G = DCGANGenerator(cfg.z_dim + k, spec.channels, spec.image_size, cfg.g_width)
-        D = DCGANDiscriminator(spec.channels * cfg.pack + k, spec.image_size, cfg.d_width)
+        D = DCGANDiscriminator(spec.channels * cfg.pack + k, spec.image_size, cfg.d_width, norm=cfg.d_norm)
         if k:  # cGAN: one-hot y appended to z, and as label planes to x
             G, D = ConditionalGenerator(G, cfg.z_dim, k), ConditionalDiscriminator(D, k, image_planes=True)
         if cfg.pack > 1:  # PacDCGAN: m images stacked along channels

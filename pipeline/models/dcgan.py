@@ -6,6 +6,9 @@ BatchNorm except on the input layer, no pooling, no fully connected hidden layer
 Weights are drawn from N(0, 0.02) (BatchNorm scale from N(1, 0.02)), as in the paper.
 ``DCGANDiscriminator(norm="layer" | "none")`` is the same D without BatchNorm, as the WGAN-GP critic
 needs it (Gulrajani et al. 2017: the penalty is per sample, and BatchNorm couples the samples).
+``norm="spectral"`` is the SN-GAN discriminator (Miyato et al. 2018): no BatchNorm, and every conv's
+weight divided by its largest singular value, W / sigma(W), sigma estimated by one power iteration
+per forward pass in training mode, so that D is 1-Lipschitz per layer.
 """
 
 from __future__ import annotations
@@ -57,10 +60,14 @@ class DCGANGenerator(nn.Module):
         return self.net(z[:, :, None, None])  # [N, C, S, S] in [-1, 1]
 
 
+D_NORMS = ("batch", "layer", "none", "spectral")
+
+
 def hidden_norm(kind: str, channels: int) -> nn.Module:
     """The normalisation after a hidden conv of D: ``batch`` (DCGAN), ``layer`` (per sample over
-    C, H, W with a per-channel scale and shift: GroupNorm with one group) or ``none``."""
-    assert kind in ("batch", "layer", "none"), f"norm must be batch, layer or none, got {kind!r}"
+    C, H, W with a per-channel scale and shift: GroupNorm with one group), or none at all (``none``,
+    and ``spectral``, which normalises the conv weights instead)."""
+    assert kind in D_NORMS, f"norm must be one of {D_NORMS}, got {kind!r}"
     if kind == "batch":
         return nn.BatchNorm2d(channels)
     return nn.GroupNorm(1, channels) if kind == "layer" else nn.Identity()
@@ -73,13 +80,18 @@ class DCGANDiscriminator(nn.Module):
         layers: list[nn.Module] = [nn.Conv2d(channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
         ch = width  # no normalisation on the input layer
         for _ in range(steps - 1):  # a conv followed by a shift (BatchNorm, layer norm) needs no bias
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=norm == "none"), hidden_norm(norm, ch * 2),
+            bias = norm in ("none", "spectral")
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=bias), hidden_norm(norm, ch * 2),
                        nn.LeakyReLU(0.2, True)]
             ch *= 2
         layers += [nn.Conv2d(ch, 1, 4, 1, 0)]  # 4x4 -> 1x1 logit
         self.net = nn.Sequential(*layers)
         self.image_size = image_size
         self.apply(init_dcgan_weights)
+        if norm == "spectral":  # after the init: the parametrisation keeps the drawn weight as `original`
+            for layer in self.net:
+                if isinstance(layer, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(layer)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         assert x.shape[-1] == self.image_size, f"D expects {self.image_size}px images, got {list(x.shape)}"

@@ -124,6 +124,8 @@ def train_loop(job_dict: dict[str, Any], session: Session,
     environment = describe_environment(device) if rank == 0 else None
     if logger:
         logger.log_environment(environment)
+        if history:  # resumed: a step scalar the killed run logged, to skip its steps already in the run
+            logger.skip_logged(next(k for k in history[-1] if k not in ("step", "epoch")))
     if rank == 0:
         log.info("%s: epochs %d..%d, %d steps/epoch, %d worker(s)", job.variant_name, start_epoch + 1,
                  cfg.epochs, batches.steps_per_epoch(), world)

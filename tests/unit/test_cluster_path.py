@@ -97,6 +97,7 @@ def test_tracking_preflight_names_an_unreachable_server_and_passes_local_stores(
         "(infra/mlflow/serve.sh) or fix the address")
 
 
+@pytest.mark.slow
 def test_train_stage_stops_before_ray_when_the_server_is_unreachable(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params()))
     uri = f"http://127.0.0.1:{_free_port()}"
@@ -140,6 +141,7 @@ def test_workers_get_the_driver_s_services_unless_the_job_sets_them(monkeypatch)
     assert "MLFLOW_TRACKING_URI" not in forwarded_env() and "GAN_LAB_STORAGE" in forwarded_env()
 
 
+@pytest.mark.integration  # starts the session's Ray
 def test_a_node_without_the_data_file_gets_it_from_the_object_store(ray_cluster, prepared_digits, tmp_path):
     from pipeline.train.launcher import DATA_KEY, ship_data, with_local_data
 

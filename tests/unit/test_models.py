@@ -28,6 +28,28 @@ def test_dcgan_init_follows_radford():
     assert abs(weight.mean().item()) < 0.002 and weight.std().item() == pytest.approx(0.02, rel=0.05)
 
 
+def test_spectral_norm_discriminator_bounds_every_conv_and_saves_as_tensors(tmp_path):
+    """SN-GAN's D (Miyato et al. 2018): no BatchNorm, each conv weight W used as W / sigma(W)."""
+    torch.manual_seed(0)
+    D = DCGANDiscriminator(channels=1, image_size=32, width=8, norm="spectral")
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4 and all(torch.nn.utils.parametrize.is_parametrized(c, "weight") for c in convs)
+    x = torch.randn(16, 1, 32, 32)
+    for _ in range(30):  # one power iteration per forward pass in training mode
+        D(x)
+    D.eval()
+    sigmas = [torch.linalg.matrix_norm(c.weight.flatten(1), ord=2).item() for c in convs]
+    assert sigmas == pytest.approx([1.0] * 4, abs=0.02), sigmas
+    raw = [torch.linalg.matrix_norm(c.parametrizations.weight.original.flatten(1), ord=2).item() for c in convs]
+    assert max(abs(s - 1) for s in raw) > 0.1  # the stored weights themselves are not normalised
+    torch.save(D.state_dict(), tmp_path / "d.pt")  # a checkpoint loads with weights_only=True
+    copy = DCGANDiscriminator(channels=1, image_size=32, width=8, norm="spectral")
+    copy.load_state_dict(torch.load(tmp_path / "d.pt", weights_only=True))
+    copy.eval()
+    assert torch.equal(copy(x), D(x))
+
+
 def test_evaluator_logits_and_features():
     model = EvaluatorCNN(channels=1, num_classes=10, feature_dim=32)
     x = torch.randn(5, 1, 16, 16)

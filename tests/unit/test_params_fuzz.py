@@ -185,6 +185,7 @@ def _fuzz(tmp_dir, mutations: list[tuple], edit: tuple | None) -> None:
         FIGURES["problems"] += len(lines)
 
 
+@pytest.mark.slow
 def test_fuzzed_params_validate_or_exit_2_with_one_line_per_problem(tmp_path, capsys):
     FIGURES.clear()
     TRACEBACKS.clear()

@@ -35,6 +35,7 @@ def test_disjoint_and_identical_sets():
     assert same["precision"] == 1.0 and same["recall"] == 1.0 and same["coverage"] == 1.0
 
 
+@pytest.mark.slow
 def test_clovaai_readme_example_10k_by_10k_in_seconds():
     # README of clovaai/generative-evaluation-prdc: N(0, I) in 1000-D, 10,000 real and 10,000 fake,
     # nearest_k = 5 -> precision 0.4772, recall 0.4705, density 1.0555, coverage 0.9735 (one draw).

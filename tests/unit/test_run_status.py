@@ -44,3 +44,20 @@ def test_an_exception_in_training_ends_the_run_failed_with_its_first_line_and_pr
     assert run.info.status == "FAILED"
     assert run.data.tags["error"] == "ValueError: invalid literal for int() with base 10: 'step thirty'"
     assert not out.exists() and not (tmp_path / "plots.csv").exists()  # no output written
+
+
+def test_an_abandoned_running_tune_parent_run_ends_killed_when_a_fresh_search_replaces_it(tmp_path):
+    """A search killed mid-way left its parent run RUNNING; a changed spec starts a fresh search."""
+    from pipeline.config import TuneSpec
+    from pipeline.tune.search import _open_parent
+
+    client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    spec = TuneSpec(max_epochs=2, space={"lr_g": "loguniform(1e-4, 1e-2)"})
+    first, resumed = _open_parent(tmp_path, tmp_path / "ray", "tune-dcgan", "dcgan", spec, "digest-a", "kid")
+    assert not resumed and client.get_run(first).info.status == "RUNNING"  # then its process is killed
+
+    fresh, resumed = _open_parent(tmp_path, tmp_path / "ray", "tune-dcgan", "dcgan", spec, "digest-b", "kid")
+    assert fresh != first and not resumed
+    assert client.get_run(first).info.status == "KILLED"
+    assert client.get_run(first).data.tags["tune_status"] == "abandoned"
+    assert client.get_run(fresh).info.status == "RUNNING"

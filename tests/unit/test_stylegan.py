@@ -164,6 +164,7 @@ def test_growth_schedule_counts_images():
     assert family.images_to_full_size() == 2800
 
 
+@pytest.mark.slow
 def test_training_crosses_phases_and_resumes_inside_a_fade_exactly(tmp_path, prepared_digits):
     from pipeline.config import parse_params
     from pipeline.train.checkpoint import load_checkpoint

@@ -43,3 +43,27 @@ def test_a_full_buffer_drops_the_oldest_points_counts_them_and_nothing_raises(ca
 def test_passwords_in_addresses_are_masked():
     assert mask_credentials("http://alice:s3cret@mlflow:5000") == "http://alice:***@mlflow:5000"
     assert mask_credentials("postgresql://u:p%40ss@db/x and http://h:1") == "postgresql://u:***@db/x and http://h:1"
+
+
+def test_a_resumed_run_does_not_log_the_steps_a_killed_process_already_wrote(tmp_path):
+    """A killed run had flushed steps 1..8 but its last checkpoint was at step 5: the resumed process
+    retrains 6..10 and logs each step once (a real SQLite store)."""
+    from pipeline import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    experiment = tracking.ensure_experiment(uri, tmp_path)
+    run_id = tracking.start_run(uri, experiment, "r", {}, {})
+    killed = OutageTolerantLogger(RunLogger(uri, run_id), uri)
+    for step in range(1, 9):
+        killed.log_step({"loss/D": float(step), "loss/G": -float(step)}, step)
+    assert killed.flush()
+
+    resumed = OutageTolerantLogger(RunLogger(uri, run_id), uri)
+    resumed.skip_logged("loss/D")
+    assert resumed.skip_through == 8
+    for step in range(6, 11):
+        resumed.log_step({"loss/D": float(step), "loss/G": -float(step)}, step)
+    assert resumed.close(wait_s=0)
+    client = RunLogger(uri, run_id).client
+    for key in ("loss/D", "loss/G"):
+        assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(1, 11))

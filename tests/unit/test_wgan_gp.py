@@ -86,7 +86,8 @@ def mean_image_error(family, nets) -> float:
 
 
 @pytest.mark.parametrize("family_name, overrides", [
-    ("wgan_gp", {}), ("dcgan", {"loss": "hinge", "augment": []}), ("dcgan", {"loss": "wgan", "augment": []})])
+    ("wgan_gp", {}), ("dcgan", {"loss": "hinge", "augment": []}), ("dcgan", {"loss": "wgan", "augment": []}),
+    ("dcgan", {"loss": "hinge", "augment": [], "d_norm": "spectral", "beta1": 0.0, "beta2": 0.9})])
 def test_a_short_training_moves_the_samples_towards_the_data(family_name, overrides):
     """50 steps on 8x8 images at a raised learning rate; the untrained generator is the baseline."""
     raw = tiny_params()
@@ -96,6 +97,8 @@ def test_a_short_training_moves_the_samples_towards_the_data(family_name, overri
     family = family_for(parse_params(raw).variant("v"))
     torch.manual_seed(0)
     nets = family.build(DataSpec(1, 8, 10))
+    spectral = [nn.utils.parametrize.is_parametrized(m) for m in nets["D"].modules() if isinstance(m, nn.Conv2d)]
+    assert all(spectral) == (overrides.get("d_norm") == "spectral") and spectral  # d_norm reaches D
     opts = family.optimizers(nets)
     untrained = mean_image_error(family, nets)
     noise = torch.Generator().manual_seed(1)
