@@ -22,9 +22,11 @@ def parse_overrides(items: list[str]) -> dict:
     return {key: yaml.safe_load(value) for key, value in (item.split("=", 1) for item in items)}
 
 
-def plain_epochs(cfg: TrainingConfig, data: Prepared, device: str = "cpu") -> Iterator[tuple[int, Family, Nets, float]]:
+def plain_epochs(cfg: TrainingConfig, data: Prepared, device: str = "cpu",
+                 epoch_means: dict[str, float] | None = None) -> Iterator[tuple[int, Family, Nets, float]]:
     """Train for ``cfg.epochs`` epochs on ``device`` (with ``cfg.precision``); after each yield
-    (epoch, family, nets, images per second)."""
+    (epoch, family, nets, images per second). ``epoch_means``, if given, holds the epoch's mean
+    of each scalar the train step returns (``loss/D``, ``D/real``, ...) at each yield."""
     family = family_for(cfg)
     torch.manual_seed(cfg.seed)
     nets = place_nets(family.build(data.spec), device, cfg.channels_last)
@@ -36,8 +38,13 @@ def plain_epochs(cfg: TrainingConfig, data: Prepared, device: str = "cpu") -> It
         torch.manual_seed(epoch_seed(cfg.seed, 0, epoch))
         env.epoch = epoch
         started = time.perf_counter()
+        sums: dict[str, float] = {}
         for batch in batches.epoch(epoch):
-            family.train_step(nets, opts, batch, env)
+            for key, value in family.train_step(nets, opts, batch, env).items():
+                sums[key] = sums.get(key, 0.0) + value
             env.step += 1
         rate = batches.steps_per_epoch() * cfg.batch_size / (time.perf_counter() - started)
+        if epoch_means is not None:
+            epoch_means.clear()
+            epoch_means.update({key: total / batches.steps_per_epoch() for key, total in sums.items()})
         yield epoch + 1, family, nets, rate
