@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,18 @@ def run_train_stage(tmp_path: Path, env: dict | None = None) -> subprocess.Compl
          "--data", "missing.npz", "--out", str(tmp_path / "models" / "dcgan"), "--plots", str(tmp_path / "p.csv"),
          "--storage", str(tmp_path / "ray")],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, env=env)
+
+
+def copy_tracked_files(target: Path) -> Path:
+    """The repository's tracked files copied into ``target``, as a fresh clone has them, without
+    the full-size run's outputs (dvc.lock, metrics/, plots/)."""
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
+                           check=True).stdout.split("\0")
+    for name in filter(None, files):
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    for generated in ("dvc.lock", "metrics", "plots"):
+        path = target / generated
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return target

@@ -16,7 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from depcheck import check_all, module_file
-from helpers import ROOT, tiny_points_params
+from helpers import ROOT, copy_tracked_files, tiny_points_params
 
 pytestmark = pytest.mark.integration
 
@@ -39,16 +39,7 @@ def repo_copy(tmp_path_factory, ray_cluster) -> Path:
     """The repository's tracked files (as a fresh clone has them) with tiny params, committed."""
     SHARED_RAY["RAY_ADDRESS"] = ray_cluster.get_runtime_context().gcs_address
     SHARED_RAY["GAN_LAB_STORAGE_SHARED"] = "1"  # a one-machine "cluster": its local storage is shared
-    target = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split("\0")
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, target / name)
-    for generated in ("dvc.lock", "metrics", "plots"):  # outputs of the full-size run
-        path = target / generated
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    target = copy_tracked_files(tmp_path_factory.mktemp("repo"))
     params = tiny_points_params()
     params["variants"]["dcgan"].update(epochs=1, eval={"kid_subsets": 5})
     # Seeds, packing and stacked digits go through the same stages.

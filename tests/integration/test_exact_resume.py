@@ -14,7 +14,6 @@ are ended by Ray with its job. About 2.5 minutes.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import torch
 import yaml
 from mlflow.tracking import MlflowClient
 
-from helpers import ROOT, tiny_params
+from helpers import copy_tracked_files, tiny_params
 from pipeline import tracking
 from pipeline.artifacts import read_generator, read_json
 from pipeline.config import parse_params
@@ -149,16 +148,7 @@ def test_kill_9_of_the_ray_train_worker_mid_epoch_resumes_exactly(ray_cluster, p
 def repo(tmp_path, ray_cluster) -> tuple[Path, dict]:
     """A copy of the repository's tracked files with PARAMS (digits, one DCGAN), committed, and the
     environment for its stages: the session's Ray and a store of its own."""
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, text=True,
-                           check=True).stdout.split("\0")
-    target = tmp_path / "repo"
-    for name in filter(None, files):
-        if (ROOT / name).is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, target / name)
-    for generated in ("dvc.lock", "metrics", "plots"):
-        path = target / generated
-        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    target = copy_tracked_files(tmp_path / "repo")
     (target / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False))
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "DVC_NO_ANALYTICS": "true",
            "RAY_ADDRESS": ray_cluster.get_runtime_context().gcs_address, "GAN_LAB_STORAGE_SHARED": "1"}
