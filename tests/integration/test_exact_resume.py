@@ -14,6 +14,7 @@ are ended by Ray with its job. About 2.5 minutes.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -96,9 +97,20 @@ def pids_matching(fragment: str) -> set[int]:
     return found
 
 
+def parent_pid(pid: int) -> int | None:
+    try:
+        status = (Path("/proc") / str(pid) / "status").read_text()
+    except OSError:
+        return None  # ended meanwhile
+    return int(re.search(r"^PPid:\s*(\d+)", status, re.MULTILINE).group(1))
+
+
 def kill_new_process(fragment: str, before: set[int], sig: int) -> int:
-    """Send ``sig`` to the one process matching ``fragment`` that was not there ``before``."""
+    """Send ``sig`` to the one process matching ``fragment`` that was not there ``before``. Where the
+    command runs under a shell that does not exec it (``sh -c "python stages/train.py ..."``), both
+    match: the shell, parent of the other, is left out."""
     targets = pids_matching(fragment) - before - {os.getpid()}
+    targets -= {parent_pid(pid) for pid in targets}
     assert len(targets) == 1, f"expected one new {fragment!r} process, found {targets}"
     pid = targets.pop()
     os.kill(pid, sig)
