@@ -6,7 +6,8 @@ settings side by side (issue 28's diagnosis). Run from the repo root after `dvc 
 Each setting is ``--variant`` of ``--params`` (default: profiles/stylegan.yaml's ``stylegan`` on the
 default MNIST) with the setting's ``key=value`` overrides. One JSON line per setting and epoch:
 the growth phase and fade, the epoch's mean D/real and D/fake (sigmoid of D's logits, as the train
-step reports them), ``gap`` = D/real - D/fake (0: D at chance), loss/D (2 ln 2 = 1.386 at chance),
+step reports them), ``gap`` = D/real - D/fake (0: D at chance), ``logit_gap`` = mean D(x) - mean D(G(z)) in logits
+(the per-step metric D/logit_gap), loss/D (2 ln 2 = 1.386 at chance),
 loss/R1, and samples/s. The settings run one after another, each from the same seed.
 """
 
@@ -44,6 +45,7 @@ def main() -> None:
             print(json.dumps({"setting": setting or "(as is)", "epoch": epoch, "phase": int(phase),
                               "alpha": round(float(alpha), 3), "D/real": round(means["D/real"], 4),
                               "D/fake": round(means["D/fake"], 4), "gap": round(means["D/real"] - means["D/fake"], 4),
+                              "logit_gap": round(means["D/logit_gap"], 3),
                               "loss/D": round(means["loss/D"], 4), "loss/R1": round(means.get("loss/R1", 0.0), 5),
                               "samples_per_s": round(rate)}), flush=True)
 

@@ -4,11 +4,15 @@ Each model trains with the bare PyTorch loop (bench/plain.py: the same family co
 the pipeline, no Ray) for ``--minutes`` of training time on this machine, with ``--threads`` torch
 threads, then is evaluated as `evaluate@<variant>` does (FID, KID at N = the test split against
 evaluators/digits) plus, for StyleGANs, perceptual path length, the truncation sweep and the
-style-mixing class-following rates (pipeline.style_eval). Models: the ``dcgan``, ``stylegan`` and
-``stylegan_no_mapping`` (z straight into AdaIN) variants of profiles/stylegan.yaml. Run after
-`dvc repro prepare@digits evaluator@digits`:
+style-mixing class-following rates (pipeline.style_eval). Models: the ``stylegan`` and
+``stylegan_no_mapping`` (z straight into AdaIN) variants of profiles/stylegan.yaml and the ``dcgan``
+of params.yaml (the default DCGAN; ``--dcgan-params profiles/stylegan.yaml`` for the profile's),
+all on ``--dataset`` (default: the default real MNIST). Run after `dvc repro evaluator@mnist`:
 
-    python bench/stylegan_vs_dcgan.py --minutes 6 --out docs/stylegan.json
+    python bench/stylegan_vs_dcgan.py --minutes 7 --set seed=1 --out /tmp/seed1.json
+
+(The 16x16 digits comparison of 2026-11-29: ``--dataset digits --dcgan-params profiles/stylegan.yaml
+--minutes 6``, after `dvc repro evaluator@digits`.)
 
 ``--epochs N`` trains each model N epochs instead (to compare settings at equal training, e.g. two
 runs side by side with ``--threads 1``); ``--set key=value`` overrides a key of every listed model:
@@ -40,12 +44,15 @@ from pipeline.metrics.features import load_evaluator  # noqa: E402
 from pipeline.style_eval import style_metrics  # noqa: E402
 
 
-SHOWN = ("fid", "fid_floor", "kid_mean", "ppl_w", "ppl_z", "mix_follows_coarse")
+SHOWN = ("fid", "fid_G", "fid_floor", "kid_mean", "ppl_w", "ppl_z", "mix_follows_coarse")
 
 
-def evaluate(family, nets, data, evaluator) -> dict:
-    """What `evaluate@<variant>` reports (FID, KID, PR/DC), plus the StyleGAN metrics for StyleGANs."""
+def evaluate(family, nets, data, evaluator, also_g: bool = False) -> dict:
+    """What `evaluate@<variant>` reports (FID, KID, PR/DC), plus the StyleGAN metrics for StyleGANs;
+    ``also_g``: the FID of G's own samples too (``fid_G``; the rest are G_ema's)."""
     metrics = evaluate_generator(family, nets, data.spec, evaluator)
+    if also_g:
+        metrics["fid_G"] = evaluate_generator(family, {**nets, "G_ema": nets["G"]}, data.spec, evaluator)["fid"]
     if family.cfg.family == "stylegan":
         metrics.update(style_metrics(family, nets, evaluator, metrics["n_samples"], family.cfg.eval.seed))
     return {k: metrics[k] for k in metrics if not k.startswith("precision_floor")}
@@ -80,14 +87,17 @@ def main() -> None:
     parser.add_argument("--eval-at", nargs="*", type=int, default=[], help="also evaluate after these epochs")
     parser.add_argument("--set", nargs="*", default=[], help="key=value overrides (YAML values) for every model")
     parser.add_argument("--params", type=Path, default=ROOT / "profiles/stylegan.yaml")
+    parser.add_argument("--dcgan-params", type=Path, default=ROOT / "params.yaml", help="where the dcgan variant is")
+    parser.add_argument("--dataset", default="mnist", help="a prepared dataset with an evaluator")
+    parser.add_argument("--also-g", action="store_true", help="also the FID of G's own samples (fid_G)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    params = load_params(args.params)
-    data = load_prepared(ROOT / "data/prepared/digits.npz")
-    evaluator = load_evaluator(ROOT / "evaluators/digits")
-    overrides = parse_overrides(args.set)
-    configs = {name: {**params.variant(name).model_dump(mode="json"), **overrides} for name in args.models}
+    data = load_prepared(ROOT / f"data/prepared/{args.dataset}.npz")
+    evaluator = load_evaluator(ROOT / f"evaluators/{args.dataset}")
+    overrides = {"dataset": args.dataset, **parse_overrides(args.set)}
+    configs = {name: {**load_params(args.dcgan_params if name == "dcgan" else args.params).variant(name)
+                      .model_dump(mode="json"), **overrides} for name in args.models}
     epochs = args.epochs or 100_000  # without --epochs, stopped by the clock
     results = {}
     for name in args.models:
@@ -96,11 +106,11 @@ def main() -> None:
 
         def evaluate_at(epoch, family, nets):  # the trajectory, at the --eval-at epochs
             if epoch in args.eval_at:
-                during[epoch] = evaluate(family, nets, data, evaluator)
+                during[epoch] = evaluate(family, nets, data, evaluator, args.also_g)
                 print(json.dumps({name: {"epoch": epoch, **{k: during[epoch].get(k) for k in SHOWN}}}), flush=True)
 
         family, nets, info = train_for(cfg, data, None if args.epochs else args.minutes, evaluate_at)
-        results[name] = {**info, **evaluate(family, nets, data, evaluator), **({"during": during} if during else {})}
+        results[name] = {**info, **evaluate(family, nets, data, evaluator, args.also_g), **({"during": during} if during else {})}
         print(json.dumps({name: {k: results[name].get(k) for k in ("epochs", "train_seconds", *SHOWN)}}), flush=True)
     report = {"minutes": None if args.epochs else args.minutes, "epochs": args.epochs, "threads": args.threads,
               "configs": configs, "results": results}

@@ -221,11 +221,18 @@ class StyleganConfig(TrainingConfig):
     mapping_lr_mult: float = Field(0.01, gt=0.0, le=1.0, description="the mapping network's lr as a share of lr_g")
     g_width: int = Field(64, ge=4, description="channels of every synthesis layer")
     d_width: int = Field(64, ge=4, description="channels of every discriminator layer")
+    halve_width_above: int | None = Field(None, ge=4, description="image size above which each doubling of "
+                                          "the resolution halves G's and D's channels (paper-like; null: the "
+                                          "widths everywhere)")
+    equalized_lr: bool = Field(True, description="weights N(0, 1) scaled at run time by He's constant, in G and "
+                               "D (paper); false: plain PyTorch layers, with which D sits at chance")
     lr_g: float = Field(1e-3, gt=0.0)
     lr_d: float = Field(1e-3, gt=0.0)
     beta1: float = Field(0.0, ge=0.0, lt=1.0)
     beta2: float = Field(0.99, ge=0.0, lt=1.0)
     r1_gamma: float = Field(1.0, ge=0.0, description="weight of the R1 penalty on real images (0 disables it)")
+    r1_every: int = Field(1, ge=1, description="R1 on every k-th step only, weighted k times (StyleGAN2's lazy "
+                          "regularisation; it costs a second backward pass through D)")
     mixing_prob: float = Field(0.9, ge=0.0, le=1.0, description="share of samples trained with two latents")
     phase_images: int = Field(60_000, ge=1, description="images shown at each resolution at full strength")
     fade_images: int = Field(60_000, ge=1, description="images over which a new resolution fades in")
@@ -234,6 +241,8 @@ class StyleganConfig(TrainingConfig):
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
 
     def dataset_problems(self, where: str, dataset: Any) -> list[str]:
+        if self.halve_width_above is not None and self.halve_width_above & (self.halve_width_above - 1):
+            return [f"{where}.halve_width_above = {self.halve_width_above}: a power of two (4, 8, 16, ...) or null"]
         if self.mapping_layers == 0 and self.w_dim != self.z_dim:
             return [f"{where}.w_dim = {self.w_dim}: with mapping_layers: 0 the style is z itself; "
                     f"set w_dim to z_dim ({self.z_dim})"]

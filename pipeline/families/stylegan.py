@@ -5,8 +5,10 @@ One step, T = DiffAugment (identity when ``augment`` is empty), x the real batch
 current resolution (blended with its half-resolution version while a resolution fades in, as G's
 output is):
   D phase: minimise softplus(D(T(G(z)))) + softplus(-D(T(x))) + (gamma / 2) * ||grad_x D(T(x))||^2
+           (the last term on every k-th step only, times k, with k = ``r1_every``)
   G phase: minimise softplus(-D(T(G(z))))   (= -log sigmoid, the non-saturating loss)
-With probability ``mixing_prob`` a sample's styles switch from w1 = f(z1) to w2 = f(z2) at a random
+The step reports ``D/logit_gap`` = mean D(T(x)) - mean D(T(G(z))), the health signal (0: D at
+chance; docs/stylegan.md). With probability ``mixing_prob`` a sample's styles switch from w1 = f(z1) to w2 = f(z2) at a random
 layer. The growth ``(phase, alpha)`` is a function of the images shown so far
 (:meth:`StyleGANFamily.growth`), so a resumed run continues inside a phase at the same point;
 G, D and G_ema also keep it (and w's running mean) in their state_dicts.
@@ -52,8 +54,9 @@ class StyleGANFamily(Family):
     def build(self, spec: DataSpec) -> Nets:
         cfg = self.cfg
         self.last_phase = num_resolutions(spec.image_size) - 1
-        G = StyleGenerator(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, spec.channels, spec.image_size, cfg.g_width)
-        D = StyleDiscriminator(spec.channels, spec.image_size, cfg.d_width)
+        G = StyleGenerator(cfg.z_dim, cfg.w_dim, cfg.mapping_layers, spec.channels, spec.image_size, cfg.g_width,
+                           cfg.equalized_lr, cfg.halve_width_above)
+        D = StyleDiscriminator(spec.channels, spec.image_size, cfg.d_width, cfg.equalized_lr, cfg.halve_width_above)
         return {"G": G, "D": D, "G_ema": make_ema(G)}
 
     def optimizers(self, nets: Nets) -> Optimizers:
@@ -120,20 +123,23 @@ class StyleGANFamily(Family):
         def discriminate(x: torch.Tensor) -> torch.Tensor:
             return D(diff_augment(x, cfg.augment))
 
-        # D phase: fakes detached; R1 penalises D's gradient at the (augmented) reals it sees.
+        # D phase: fakes detached; R1 penalises D's gradient at the (augmented) reals it sees, on every
+        # r1_every-th step, weighted r1_every times (lazy: the same penalty on average, at a fraction
+        # of the second backward pass).
         with env.autocast():
             fake = G(zs)
-        seen_real = diff_augment(real, cfg.augment).detach().requires_grad_(cfg.r1_gamma > 0)
+        r1_now = cfg.r1_gamma > 0 and env.step % cfg.r1_every == 0
+        seen_real = diff_augment(real, cfg.augment).detach().requires_grad_(r1_now)
         with env.autocast():
             real_logits = D(seen_real)
             fake_logits = discriminate(fake.detach())
             loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         r1 = torch.zeros((), device=real.device)
-        if cfg.r1_gamma > 0:
+        if r1_now:
             (grad,) = torch.autograd.grad(real_logits.float().sum(), seen_real, create_graph=True)
             r1 = grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
         opts["D"].zero_grad(set_to_none=True)
-        (loss_d + 0.5 * cfg.r1_gamma * r1).backward()
+        (loss_d + 0.5 * cfg.r1_gamma * cfg.r1_every * r1).backward()
         env.sync_grads(D.parameters())
         opts["D"].step()
 
@@ -154,6 +160,7 @@ class StyleGANFamily(Family):
         return {"loss/D": float(loss_d.detach()), "loss/G": float(loss_g.detach()), "loss/R1": float(r1.detach()),
                 "grad_norm/G": g_norm, "D/real": float(torch.sigmoid(real_logits.detach()).float().mean()),
                 "D/fake": float(torch.sigmoid(fake_logits.detach()).float().mean()),
+                "D/logit_gap": float(real_logits.detach().float().mean() - fake_logits.detach().float().mean()),
                 "growth/phase": float(phase), "growth/alpha": float(alpha)}
 
     def preflight_problems(self, variant: str, dataset, n_train: int) -> list[str]:

@@ -5,6 +5,10 @@ Resolutions are 4, 8, ..., ``image_size``; resolution index r = 0 is 4x4. The sy
 two style layers per resolution (``num_layers = 2 * num_resolutions``): layer 2r and 2r + 1 belong
 to resolution 4 * 2^r. Growing is driven from outside by ``(phase, alpha)``: ``phase`` is the index
 of the highest active resolution, ``alpha`` in [0, 1] the fade-in of that resolution (1: fully in).
+
+Every weight layer of G and D has the equalised learning rate (:mod:`pipeline.models.equalized`),
+as in the paper; ``equalized_lr=False`` builds the same networks from plain PyTorch layers (the
+comparison is in docs/stylegan.md: without it the discriminator sits at chance).
 """
 
 from __future__ import annotations
@@ -15,10 +19,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.models.equalized import conv2d, linear
+
 
 def num_resolutions(image_size: int) -> int:
     """4x4 up to ``image_size`` (a power of two >= 4): 4 -> 1, 8 -> 2, 16 -> 3."""
     return int(math.log2(image_size)) - 1
+
+
+def resolution_widths(image_size: int, width: int, halve_above: int | None = None) -> list[int]:
+    """Channels at each resolution 4, 8, ..., ``image_size``: ``width`` up to ``halve_above`` (None:
+    everywhere), then halved at each doubling (at least 4), as the paper's networks thin out towards
+    high resolutions, where a layer's cost grows with its pixels: 32 -> [32, 32, 16, 8] for 32x32
+    with ``halve_above`` 8."""
+    return [width if halve_above is None or 4 * 2 ** r <= halve_above
+            else max(4, width // 2 ** (r - int(math.log2(halve_above)) + 2))
+            for r in range(num_resolutions(image_size))]
 
 
 def pixel_norm(x: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
@@ -54,18 +70,15 @@ class MappingNetwork(nn.Module):
     ``w_avg`` is the running mean of w during training (the centre of the truncation trick).
     """
 
-    def __init__(self, z_dim: int, w_dim: int, layers: int):
+    def __init__(self, z_dim: int, w_dim: int, layers: int, equalized_lr: bool = True):
         super().__init__()
         assert layers > 0 or z_dim == w_dim, "without mapping layers w is z itself: w_dim must equal z_dim"
         blocks: list[nn.Module] = []
         for i in range(layers):
-            linear = nn.Linear(z_dim if i == 0 else w_dim, w_dim)
-            # He initialisation for LeakyReLU(0.2), as StyleGAN's equalised learning rate gives at the
-            # start: w keeps the scale of the normalised z. (PyTorch's default shrinks it at every
-            # layer, so the styles barely vary; docs/stylegan.md.)
-            nn.init.kaiming_normal_(linear.weight, a=0.2, nonlinearity="leaky_relu")
-            nn.init.zeros_(linear.bias)
-            blocks += [linear, nn.LeakyReLU(0.2)]
+            # He's scale at the start (equalised, or He-initialised plain layers): w keeps the scale of
+            # the normalised z. (PyTorch's default shrinks it at every layer, so the styles barely
+            # vary; docs/stylegan.md.)
+            blocks += [linear(z_dim if i == 0 else w_dim, w_dim, equalized_lr, he_init=True), nn.LeakyReLU(0.2)]
         self.net = nn.Sequential(*blocks)
         self.z_dim, self.w_dim = z_dim, w_dim
         self.register_buffer("w_avg", torch.zeros(w_dim))
@@ -80,15 +93,17 @@ class MappingNetwork(nn.Module):
 
 class AdaIN(nn.Module):
     """Adaptive instance normalisation: AdaIN(x, w) = (1 + s(w)) * (x - mu(x)) / sigma(x) + b(w),
-    mu and sigma per sample and channel over H, W; s and b an affine map of w (s starts at 0, so a
-    fresh layer is plain instance normalisation)."""
+    mu and sigma per sample and channel over H, W; s and b an affine map of w. Equalised, the map
+    starts as the paper's (gain 1, so s and b have about unit spread around 0); plain, it starts at
+    0, so a fresh layer is plain instance normalisation."""
 
-    def __init__(self, channels: int, w_dim: int):
+    def __init__(self, channels: int, w_dim: int, equalized_lr: bool = True):
         super().__init__()
         self.norm = nn.InstanceNorm2d(channels, affine=False, eps=1e-8)
-        self.style = nn.Linear(w_dim, 2 * channels)
-        nn.init.zeros_(self.style.weight)
-        nn.init.zeros_(self.style.bias)
+        self.style = linear(w_dim, 2 * channels, equalized_lr, gain=1.0)
+        if not equalized_lr:
+            nn.init.zeros_(self.style.weight)
+            nn.init.zeros_(self.style.bias)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         scale, bias = self.style(w).unsqueeze(-1).unsqueeze(-1).chunk(2, dim=1)
@@ -112,11 +127,11 @@ class NoiseInjection(nn.Module):
 class StyleLayer(nn.Module):
     """[conv 3x3 ->] noise -> LeakyReLU(0.2) -> AdaIN(w): one style layer of the synthesis network."""
 
-    def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv: bool = True):
+    def __init__(self, in_channels: int, out_channels: int, w_dim: int, conv: bool = True, equalized_lr: bool = True):
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1) if conv else None
+        self.conv = conv2d(in_channels, out_channels, 3, equalized_lr) if conv else None
         self.noise = NoiseInjection(out_channels)
-        self.adain = AdaIN(out_channels, w_dim)
+        self.adain = AdaIN(out_channels, w_dim, equalized_lr)
 
     def forward(self, x: torch.Tensor, w: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
         if self.conv is not None:
@@ -131,17 +146,19 @@ class SynthesisNetwork(nn.Module):
     resolution doubles the size (nearest neighbour) and runs two 3x3 convolutions.
     """
 
-    def __init__(self, w_dim: int, channels: int, image_size: int, width: int):
+    def __init__(self, w_dim: int, channels: int, image_size: int, width: int, equalized_lr: bool = True,
+                 halve_width_above: int | None = None):
         super().__init__()
         self.resolutions = num_resolutions(image_size)
         self.num_layers = 2 * self.resolutions
-        self.const = nn.Parameter(torch.randn(1, width, 4, 4))
+        widths = resolution_widths(image_size, width, halve_width_above)
+        self.const = nn.Parameter(torch.randn(1, widths[0], 4, 4))
         self.layers = nn.ModuleList()
         self.to_rgb = nn.ModuleList()
-        for r in range(self.resolutions):
-            self.layers.append(StyleLayer(width, width, w_dim, conv=r > 0))
-            self.layers.append(StyleLayer(width, width, w_dim))
-            self.to_rgb.append(nn.Conv2d(width, channels, 1))
+        for r, w in enumerate(widths):
+            self.layers.append(StyleLayer(widths[max(r - 1, 0)], w, w_dim, conv=r > 0, equalized_lr=equalized_lr))
+            self.layers.append(StyleLayer(w, w, w_dim, equalized_lr=equalized_lr))
+            self.to_rgb.append(conv2d(w, channels, 1, equalized_lr, gain=1.0))  # linear output: gain 1
 
     def draw_noise(self, n: int, phase: int, device: torch.device | str = "cpu") -> list[torch.Tensor]:
         """The per-pixel noise maps ``forward(..., noise=None)`` would draw for ``n`` images at ``phase``,
@@ -189,11 +206,12 @@ class StyleGenerator(Growing):
     which is how style mixing feeds two latents).
     """
 
-    def __init__(self, z_dim: int, w_dim: int, mapping_layers: int, channels: int, image_size: int, width: int):
+    def __init__(self, z_dim: int, w_dim: int, mapping_layers: int, channels: int, image_size: int, width: int,
+                 equalized_lr: bool = True, halve_width_above: int | None = None):
         super().__init__()
         self.z_dim = z_dim
-        self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers)
-        self.synthesis = SynthesisNetwork(w_dim, channels, image_size, width)
+        self.mapping = MappingNetwork(z_dim, w_dim, mapping_layers, equalized_lr)
+        self.synthesis = SynthesisNetwork(w_dim, channels, image_size, width, equalized_lr, halve_width_above)
         self.num_layers = self.synthesis.num_layers
         self._init_growth(self.synthesis.resolutions - 1)
 
@@ -242,16 +260,21 @@ class StyleDiscriminator(Growing):
     a linear layer give one logit. While the new resolution fades in, its input is
     (1 - alpha) * fromRGB_{phase-1}(pool(x)) + alpha * block_phase(fromRGB_phase(x))."""
 
-    def __init__(self, channels: int, image_size: int, width: int):
+    def __init__(self, channels: int, image_size: int, width: int, equalized_lr: bool = True,
+                 halve_width_above: int | None = None):
         super().__init__()
+        eq = equalized_lr
         self.resolutions = num_resolutions(image_size)
-        self.from_rgb = nn.ModuleList(nn.Conv2d(channels, width, 1) for _ in range(self.resolutions))
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2),
-                          nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(0.2), nn.AvgPool2d(2))
-            for _ in range(self.resolutions - 1))  # block r - 1 takes resolution r down to r - 1
-        self.final = nn.Sequential(nn.Conv2d(width + 1, width, 3, padding=1), nn.LeakyReLU(0.2), nn.Flatten(),
-                                   nn.Linear(width * 16, width), nn.LeakyReLU(0.2), nn.Linear(width, 1))
+        widths = resolution_widths(image_size, width, halve_width_above)
+        self.from_rgb = nn.ModuleList(conv2d(channels, w, 1, eq) for w in widths)
+        self.blocks = nn.ModuleList(  # block r - 1 takes resolution r (widths[r]) down to r - 1 (widths[r - 1])
+            nn.Sequential(conv2d(widths[r], widths[r], 3, eq), nn.LeakyReLU(0.2),
+                          conv2d(widths[r], widths[r - 1], 3, eq), nn.LeakyReLU(0.2), nn.AvgPool2d(2))
+            for r in range(1, self.resolutions))
+        w = widths[0]
+        self.final = nn.Sequential(conv2d(w + 1, w, 3, eq), nn.LeakyReLU(0.2), nn.Flatten(),
+                                   linear(w * 16, w, eq), nn.LeakyReLU(0.2),
+                                   linear(w, 1, eq, gain=1.0))  # the logit: linear output, gain 1
         self._init_growth(self.resolutions - 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,12 +14,16 @@ from pipeline.models.stylegan import AdaIN, MappingNetwork, StyleDiscriminator, 
 from pipeline.style_eval import path_images, trimmed_mean
 
 
-def test_adain_normalises_each_channel_then_applies_the_style():
+@pytest.mark.parametrize("equalized_lr", [True, False])
+def test_adain_normalises_each_channel_then_applies_the_style(equalized_lr):
     torch.manual_seed(0)
-    adain = AdaIN(channels=3, w_dim=5)
+    adain = AdaIN(channels=3, w_dim=5, equalized_lr=equalized_lr)
     x = torch.randn(2, 3, 8, 8) * 4 + 7
     w = torch.randn(2, 5)
-    plain = adain(x, w)  # a fresh AdaIN's style is (scale 0, bias 0): plain instance normalisation
+    if equalized_lr:
+        with torch.no_grad():
+            adain.style.weight.zero_()  # the plain layer starts so
+    plain = adain(x, w)  # style (scale 0, bias 0): plain instance normalisation
     assert torch.allclose(plain.mean(dim=(2, 3)), torch.zeros(2, 3), atol=1e-5)
     assert torch.allclose(plain.std(dim=(2, 3), unbiased=False), torch.ones(2, 3), atol=1e-3)
     with torch.no_grad():
@@ -40,6 +44,19 @@ def test_shapes_at_every_phase_and_during_fade_in(phase, alpha):
     size = 4 * 2 ** phase
     assert images.shape == (4, 3, size, size) and images.abs().max() <= 1
     assert D(images).shape == (4,)
+
+
+def test_halved_widths_thin_the_high_resolutions_at_every_phase_and_fade():
+    from pipeline.models.stylegan import resolution_widths
+
+    assert resolution_widths(32, 32, 8) == [32, 32, 16, 8] and resolution_widths(32, 32) == [32] * 4
+    G, D = StyleGenerator(8, 16, 2, 1, 32, 16, halve_width_above=8), StyleDiscriminator(1, 32, 16, halve_width_above=8)
+    assert G.synthesis.to_rgb[3].weight.shape[1] == 4 and D.from_rgb[3].weight.shape[0] == 4
+    for phase, alpha in [(0, 1.0), (2, 0.5), (3, 0.3), (3, 1.0)]:
+        G.set_growth(phase, alpha)
+        D.set_growth(phase, alpha)
+        images = G(torch.randn(4, 8))
+        assert images.shape == (4, 1, 4 * 2 ** phase, 4 * 2 ** phase) and D(images).shape == (4,)
 
 
 def _with_noise_seed(G, z, seed=0):
@@ -177,6 +194,7 @@ def test_training_crosses_phases_and_resumes_inside_a_fade_exactly(tmp_path, pre
     train_loop(job, straight)
     phases = [r["growth/phase"] for r in straight.reports]  # per-epoch means
     assert phases[0] < 1 < phases[1] < 2 == phases[2]
+    assert all(abs(r["D/logit_gap"]) < 100 for r in straight.reports)  # the health signal, per epoch
 
     class StopAfterTwoEpochs(LocalSession):
         def report(self, metrics, checkpoint_dir=None):
@@ -270,3 +288,23 @@ def test_a_schedule_longer_than_training_and_stylegan_tuning_are_refused():
     raw["tune"] = {"stylegan": {"max_epochs": 3, "space": {"lr_g": "loguniform(1e-4, 1e-2)"}}}
     with pytest.raises(ConfigError, match="tune.stylegan: tuning a stylegan variant is not supported yet"):
         parse_params(raw)
+
+
+def test_lazy_r1_penalises_on_every_kth_step_only():
+    from pipeline.config import parse_params
+    from pipeline.data import DataSpec
+    from pipeline.families import family_for
+    from pipeline.families.base import StepEnv, autocast_for
+
+    cfg = parse_params(stylegan_params(r1_every=3, r1_gamma=1.0)).variant("stylegan")
+    family = family_for(cfg)
+    torch.manual_seed(0)
+    nets = family.build(DataSpec(channels=1, image_size=16, num_classes=10))
+    opts = family.optimizers(nets)
+    env = StepEnv(step=0, device=torch.device("cpu"), sync_grads=lambda params: None,
+                  autocast=autocast_for("fp32", torch.device("cpu")))
+    penalised = []
+    for step in range(6):
+        env.step = step
+        penalised.append(family.train_step(nets, opts, (torch.rand(8, 1, 16, 16) * 2 - 1, None), env)["loss/R1"] > 0)
+    assert penalised == [True, False, False, True, False, False]
