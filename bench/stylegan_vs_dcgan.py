@@ -25,6 +25,7 @@ runs side by side with ``--threads 1``); ``--set key=value`` overrides a key of 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 import time
@@ -52,7 +53,9 @@ def evaluate(family, nets, data, evaluator, also_g: bool = False) -> dict:
     ``also_g``: the FID of G's own samples too (``fid_G``; the rest are G_ema's)."""
     metrics = evaluate_generator(family, nets, data.spec, evaluator)
     if also_g:
-        metrics["fid_G"] = evaluate_generator(family, {**nets, "G_ema": nets["G"]}, data.spec, evaluator)["fid"]
+        # A copy: sampling re-estimates BatchNorm statistics and leaves the net in eval mode.
+        metrics["fid_G"] = evaluate_generator(family, {**nets, "G_ema": copy.deepcopy(nets["G"])}, data.spec,
+                                              evaluator)["fid"]
     if family.cfg.family == "stylegan":
         metrics.update(style_metrics(family, nets, evaluator, metrics["n_samples"], family.cfg.eval.seed))
     return {k: metrics[k] for k in metrics if not k.startswith("precision_floor")}

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from pipeline.artifacts import read_generator, write_generator
-from pipeline.config import variant_from_dict
+from pipeline.config import VARIANT_SCHEMAS, variant_from_dict
 from pipeline.data import DataSpec, Prepared, as_training_array
 from pipeline.families import Family, Nets, family_for
 from pipeline.images import make_grid, scatter_points, to_uint8
@@ -30,8 +30,13 @@ def save_generator(out_dir: str | Path, family: Family, nets: Nets, spec: DataSp
 
 
 def load_generator(model_dir: str | Path) -> tuple[Family, Nets, DataSpec]:
-    """Rebuild the family's networks and load the trained sampling network (eval mode)."""
+    """Rebuild the family's networks and load the trained sampling network (eval mode). A config
+    saved before a field existed gets the value the field had in effect then (``saved_before``:
+    a StyleGAN saved before the equalised learning rate has plain layers of the same shapes, so
+    loading it as equalised would give wrong images without an error)."""
     saved, config, spec_fields = read_generator(model_dir)
+    schema = VARIANT_SCHEMAS.get(config.get("family"))
+    config = {**(schema.saved_before if schema else {}), **config}
     cfg, spec = variant_from_dict(config), DataSpec(**spec_fields)
     family = family_for(cfg)
     nets = family.build(spec)

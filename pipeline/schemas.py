@@ -54,10 +54,13 @@ class TrainingConfig(Strict):
     Per-family facts the params checks need are class attributes a family's config overrides (not
     fields): ``min_image_size`` (smallest image side its architecture makes), ``images_only`` (it
     cannot model 2-D points), ``translates`` (it translates between two unpaired domains and needs
-    such a dataset), ``tuning_refusal`` (why it cannot be tuned yet; None: it can), and
-    :meth:`dataset_problems` (its own checks against its dataset).
+    such a dataset), ``tuning_refusal`` (why it cannot be tuned yet; None: it can),
+    ``saved_before`` (the values that fields added later had in effect, for configs saved before
+    them: a model folder's config.json lacks them) and :meth:`dataset_problems` (its own checks
+    against its dataset).
     """
 
+    saved_before: ClassVar[dict[str, Any]] = {}
     min_image_size: ClassVar[int] = 1
     images_only: ClassVar[bool] = False
     translates: ClassVar[bool] = False
@@ -214,13 +217,14 @@ class StyleganConfig(TrainingConfig):
     # Its samples have the dataset's size only once fully grown.
     tuning_refusal: ClassVar[str | None] = ("a trial's objective needs full-size samples, which exist only after "
                                             "the growth schedule")
+    saved_before: ClassVar[dict[str, Any]] = {"equalized_lr": False}  # models saved before 2026-12-07 had plain layers
     family: Literal["stylegan"]
     z_dim: int = Field(64, ge=1)
     w_dim: int = Field(64, ge=1, description="style vector size (with mapping_layers: 0 it must equal z_dim)")
     mapping_layers: int = Field(4, ge=0, le=8, description="MLP layers z -> w (paper: 8); 0: w = normalised z")
     mapping_lr_mult: float = Field(0.01, gt=0.0, le=1.0, description="the mapping network's lr as a share of lr_g")
-    g_width: int = Field(64, ge=4, description="channels of every synthesis layer")
-    d_width: int = Field(64, ge=4, description="channels of every discriminator layer")
+    g_width: int = Field(64, ge=4, description="channels of the synthesis layers (up to halve_width_above)")
+    d_width: int = Field(64, ge=4, description="channels of the discriminator layers (up to halve_width_above)")
     halve_width_above: int | None = Field(None, ge=4, description="image size above which each doubling of "
                                           "the resolution halves G's and D's channels (paper-like; null: the "
                                           "widths everywhere)")
@@ -241,8 +245,6 @@ class StyleganConfig(TrainingConfig):
     ema_decay: float = Field(0.999, ge=0.0, lt=1.0, description="0 disables the EMA generator")
 
     def dataset_problems(self, where: str, dataset: Any) -> list[str]:
-        if self.halve_width_above is not None and self.halve_width_above & (self.halve_width_above - 1):
-            return [f"{where}.halve_width_above = {self.halve_width_above}: a power of two (4, 8, 16, ...) or null"]
         if self.mapping_layers == 0 and self.w_dim != self.z_dim:
             return [f"{where}.w_dim = {self.w_dim}: with mapping_layers: 0 the style is z itself; "
                     f"set w_dim to z_dim ({self.z_dim})"]

@@ -8,7 +8,8 @@ output is):
            (the last term on every k-th step only, times k, with k = ``r1_every``)
   G phase: minimise softplus(-D(T(G(z))))   (= -log sigmoid, the non-saturating loss)
 The step reports ``D/logit_gap`` = mean D(T(x)) - mean D(T(G(z))), the health signal (0: D at
-chance; docs/stylegan.md). With probability ``mixing_prob`` a sample's styles switch from w1 = f(z1) to w2 = f(z2) at a random
+chance; docs/stylegan.md), and ``loss/R1`` as weighted in (k ||grad||^2 on R1 steps, 0 between),
+so that its epoch mean is the mean penalty whatever k. With probability ``mixing_prob`` a sample's styles switch from w1 = f(z1) to w2 = f(z2) at a random
 layer. The growth ``(phase, alpha)`` is a function of the images shown so far
 (:meth:`StyleGANFamily.growth`), so a resumed run continues inside a phase at the same point;
 G, D and G_ema also keep it (and w's running mean) in their state_dicts.
@@ -134,12 +135,12 @@ class StyleGANFamily(Family):
             real_logits = D(seen_real)
             fake_logits = discriminate(fake.detach())
             loss_d = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-        r1 = torch.zeros((), device=real.device)
+        r1 = torch.zeros((), device=real.device)  # the penalty as weighted in: r1_every x ||grad||^2, or 0
         if r1_now:
             (grad,) = torch.autograd.grad(real_logits.float().sum(), seen_real, create_graph=True)
-            r1 = grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
+            r1 = cfg.r1_every * grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
         opts["D"].zero_grad(set_to_none=True)
-        (loss_d + 0.5 * cfg.r1_gamma * cfg.r1_every * r1).backward()
+        (loss_d + 0.5 * cfg.r1_gamma * r1).backward()
         env.sync_grads(D.parameters())
         opts["D"].step()
 

@@ -4,7 +4,8 @@ A layer stores its weight drawn from N(0, 1) and multiplies it at run time by He
 c = gain / sqrt(fan_in): y = (c * W) x + b. The effective weight c * W starts as He's
 initialisation would, but an optimiser step on W is a step on the unit scale for every layer,
 whatever its fan-in. With Adam, whose steps have about the size of the learning rate, a plain layer
-of 576 inputs (weights about 0.04) changes by several per cent per step at lr 1e-3; with the
+of 576 inputs (PyTorch's default: weights uniform within +-0.042, rms 0.024) changes by several per
+cent per step at lr 1e-3; with the
 equalised rate it changes by 0.1%, as much as a layer of 16 inputs does. docs/stylegan.md measures
 what that does to the discriminator.
 
@@ -53,7 +54,8 @@ class EqualConv2d(nn.Module):
 
 def linear(in_features: int, out_features: int, equalized: bool, gain: float = LEAKY_GAIN,
            he_init: bool = False) -> nn.Module:
-    """An :class:`EqualLinear`, or a plain nn.Linear (He-initialised with zero bias where ``he_init``)."""
+    """An :class:`EqualLinear` with ``gain``, or a plain nn.Linear: PyTorch's default initialisation,
+    or He's (LeakyReLU 0.2) with zero bias where ``he_init``; ``gain`` is not used for plain layers."""
     if equalized:
         return EqualLinear(in_features, out_features, gain)
     layer = nn.Linear(in_features, out_features)
@@ -65,7 +67,8 @@ def linear(in_features: int, out_features: int, equalized: bool, gain: float = L
 
 def conv2d(in_channels: int, out_channels: int, kernel_size: int, equalized: bool,
            gain: float = LEAKY_GAIN) -> nn.Module:
-    """An :class:`EqualConv2d`, or a plain nn.Conv2d with 'same' padding."""
+    """An :class:`EqualConv2d` with ``gain``, or a plain nn.Conv2d with 'same' padding and PyTorch's
+    default initialisation (``gain`` is not used for it)."""
     if equalized:
         return EqualConv2d(in_channels, out_channels, kernel_size, gain)
     return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2)

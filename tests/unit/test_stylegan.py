@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import numpy as np
 import pytest
@@ -194,7 +195,7 @@ def test_training_crosses_phases_and_resumes_inside_a_fade_exactly(tmp_path, pre
     train_loop(job, straight)
     phases = [r["growth/phase"] for r in straight.reports]  # per-epoch means
     assert phases[0] < 1 < phases[1] < 2 == phases[2]
-    assert all(abs(r["D/logit_gap"]) < 100 for r in straight.reports)  # the health signal, per epoch
+    assert all(math.isfinite(r["D/logit_gap"]) for r in straight.reports)  # the health signal, per epoch
 
     class StopAfterTwoEpochs(LocalSession):
         def report(self, metrics, checkpoint_dir=None):
@@ -290,21 +291,52 @@ def test_a_schedule_longer_than_training_and_stylegan_tuning_are_refused():
         parse_params(raw)
 
 
-def test_lazy_r1_penalises_on_every_kth_step_only():
+def test_lazy_r1_penalises_on_every_kth_step_only_and_k_times_as_strongly():
     from pipeline.config import parse_params
     from pipeline.data import DataSpec
     from pipeline.families import family_for
     from pipeline.families.base import StepEnv, autocast_for
 
-    cfg = parse_params(stylegan_params(r1_every=3, r1_gamma=1.0)).variant("stylegan")
+    def reported_r1(every: int, steps: int) -> list[float]:
+        family = family_for(parse_params(stylegan_params(r1_every=every, r1_gamma=1.0)).variant("stylegan"))
+        torch.manual_seed(0)
+        nets = family.build(DataSpec(channels=1, image_size=16, num_classes=10))
+        opts = family.optimizers(nets)
+        env = StepEnv(step=0, device=torch.device("cpu"), sync_grads=lambda params: None,
+                      autocast=autocast_for("fp32", torch.device("cpu")))
+        values = []
+        for step in range(steps):
+            env.step = step
+            torch.manual_seed(100 + step)
+            values.append(family.train_step(nets, opts, (torch.rand(8, 1, 16, 16) * 2 - 1, None), env)["loss/R1"])
+        return values
+
+    lazy = reported_r1(3, 6)
+    assert [v > 0 for v in lazy] == [True, False, False, True, False, False]
+    # Step 0 starts from the same networks and batch: the penalty weighted in is 3x the every-step one.
+    assert lazy[0] == pytest.approx(3 * reported_r1(1, 1)[0], rel=1e-5)
+
+
+def test_a_stylegan_saved_before_the_equalised_rate_loads_with_plain_layers(tmp_path):
+    from pipeline.config import parse_params
+    from pipeline.data import DataSpec
+    from pipeline.families import family_for
+    from pipeline.sampling import load_generator, save_generator
+
+    cfg = parse_params(stylegan_params(equalized_lr=False)).variant("stylegan")
     family = family_for(cfg)
-    torch.manual_seed(0)
     nets = family.build(DataSpec(channels=1, image_size=16, num_classes=10))
-    opts = family.optimizers(nets)
-    env = StepEnv(step=0, device=torch.device("cpu"), sync_grads=lambda params: None,
-                  autocast=autocast_for("fp32", torch.device("cpu")))
-    penalised = []
-    for step in range(6):
-        env.step = step
-        penalised.append(family.train_step(nets, opts, (torch.rand(8, 1, 16, 16) * 2 - 1, None), env)["loss/R1"] > 0)
-    assert penalised == [True, False, False, True, False, False]
+    save_generator(tmp_path, family, nets, DataSpec(channels=1, image_size=16, num_classes=10))
+    config_file = tmp_path / "config.json"
+    import json
+
+    config = json.loads(config_file.read_text())
+    del config["equalized_lr"]  # as written before the field existed
+    config_file.write_text(json.dumps(config))
+    loaded_family, loaded, _ = load_generator(tmp_path)
+    assert loaded_family.cfg.equalized_lr is False
+    z = torch.randn(4, 8)
+    torch.manual_seed(1)
+    expected = nets["G_ema"].eval()(z)
+    torch.manual_seed(1)
+    assert torch.allclose(loaded["G_ema"](z), expected)
