@@ -12,6 +12,9 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "true")
 # Ray Train's preemption watcher (for spot nodes) is one more actor per Train run; the suite's
 # ~30 short runs on one machine don't need it.
 os.environ.setdefault("RAY_TRAIN_ENABLE_PREEMPTION_WATCHER", "0")
+# A Ray Data read that cannot get a CPU waits 30 min by default before failing; in the suite it is a
+# hang, so it fails in 5 (inherited by the Ray this session starts, and so by its Data executors).
+os.environ.setdefault("RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S", "300")
 os.environ.pop("RAY_ADDRESS", None)          # tests always use their own embedded Ray
 os.environ.pop("MLFLOW_TRACKING_URI", None)  # and their own temporary MLflow store
 

@@ -78,3 +78,21 @@ def copy_tracked_files(target: Path) -> Path:
         path = target / generated
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     return target
+
+
+def wait_until_ray_is_idle(ray, timeout_s: float = 120.0) -> None:
+    """Block until every CPU of the test Ray is free again: a finished Train run gives its placement
+    group back asynchronously, and a streamed run started meanwhile would find no CPU for its Ray Data
+    reads (they wait, not fail). Fails with what still holds CPUs after ``timeout_s``."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while ray.available_resources().get("CPU", 0.0) < ray.cluster_resources()["CPU"]:
+        if time.monotonic() > deadline:
+            from ray.util.state import list_actors, list_placement_groups
+
+            alive = [(a.class_name, a.pid) for a in list_actors(filters=[("state", "=", "ALIVE")])]
+            groups = [(g.placement_group_id, g.state) for g in list_placement_groups()]
+            raise AssertionError(f"Ray still holds CPUs after {timeout_s:g} s: free {ray.available_resources()}, "
+                                 f"alive actors {alive}, placement groups {groups}")
+        time.sleep(0.5)

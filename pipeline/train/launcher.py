@@ -169,6 +169,11 @@ def data_options(job: TrainJob, cfg: TrainingConfig) -> tuple[dict[str, Any], fl
     limits = ExecutionOptions(resource_limits=ExecutionResources.for_limits(cpu=data_cpus))
     log.info("streaming %s through Ray Data: %g CPU per worker, up to %g CPU for reading", shards, worker_cpus,
              data_cpus)
+    free = ray.available_resources().get("CPU", 0.0)
+    if free < worker_cpus * cfg.num_workers + min(1.0, data_cpus):
+        log.warning("only %g of the Ray cluster's %g CPUs are free now: the streamed reads wait for a CPU after the "
+                    "workers start (Ray Data gives up after RAY_DATA_EXECUTION_NO_PROGRESS_TIMEOUT_S, 1800 s by "
+                    "default)", free, ray.cluster_resources()["CPU"])
     dataset = ray_dataset(shards, cfg.seed, read_cpus=min(1.0, data_cpus))
     return {"datasets": {"train": dataset}, "dataset_config": DataConfig(execution_options=limits)}, worker_cpus
 

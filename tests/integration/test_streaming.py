@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import tiny_params
+from helpers import tiny_params, wait_until_ray_is_idle
 from pipeline.config import DatasetConfig, parse_params
 from pipeline.data import prepare
 from pipeline.train.launcher import run_training, streaming_cpus
@@ -56,6 +56,7 @@ def test_two_workers_stream_disjoint_reshuffled_parts_of_each_epoch(ray_cluster,
     job = TrainJob("dcgan", cfg.model_dump(mode="json"), str(data_path))
     record = tmp_path / "seen"
     record.mkdir()
+    wait_until_ray_is_idle(ray_cluster)  # the Data reads need CPUs that the last test's workers may still hold
     result = run_training(job, cfg, str(tmp_path / "ray"), "dcgan", recording_worker(record))
 
     steps = 1437 // 64
