@@ -57,7 +57,14 @@ def test_two_workers_stream_disjoint_reshuffled_parts_of_each_epoch(ray_cluster,
     record = tmp_path / "seen"
     record.mkdir()
     wait_until_ray_is_idle(ray_cluster)  # the Data reads need CPUs that the last test's workers may still hold
-    result = run_training(job, cfg, str(tmp_path / "ray"), "dcgan", recording_worker(record))
+    try:
+        result = run_training(job, cfg, str(tmp_path / "ray"), "dcgan", recording_worker(record))
+    except Exception as error:  # name what waited, so a hang on CI can be diagnosed from its log
+        from ray.util.state import list_tasks
+
+        waiting = [(t.name, t.state) for t in list_tasks(filters=[("state", "!=", "FINISHED")])]
+        raise AssertionError(f"streamed training failed; free {ray_cluster.available_resources()}, "
+                             f"unfinished tasks {waiting}") from error
 
     steps = 1437 // 64
     assert result.metrics["step"] == 2 * steps and math.isfinite(result.metrics["loss/G"])
